@@ -1,0 +1,46 @@
+//! Metadata records: the unit of change of cluster metadata (Kafka's `metadata` record types).
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+/// What a config record applies to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum ConfigResource {
+    Topic(String),
+    /// A broker by node id; `None` is the cluster-wide default (`--entity-default`).
+    Broker(Option<i32>),
+}
+
+/// One change to the cluster metadata.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum MetadataRecord {
+    /// A broker joined or re-registered.
+    RegisterBroker {
+        node_id: i32,
+        host: String,
+        port: i32,
+        rack: Option<String>,
+    },
+    /// A topic was created.
+    Topic { name: String, topic_id: Uuid },
+    /// A partition was created, or its replicas/leader/ISR changed.
+    Partition {
+        topic_id: Uuid,
+        partition: i32,
+        replicas: Vec<i32>,
+        isr: Vec<i32>,
+        leader: i32,
+        leader_epoch: i32,
+        partition_epoch: i32,
+    },
+    /// A topic and its partitions were deleted.
+    RemoveTopic { topic_id: Uuid },
+    /// A config was set (`Some`) or removed (`None`).
+    Config {
+        resource: ConfigResource,
+        name: String,
+        value: Option<String>,
+    },
+    /// Producer ids below `next_producer_id` have been handed out.
+    ProducerIds { next_producer_id: i64 },
+}
