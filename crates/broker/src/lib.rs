@@ -1,1 +1,17 @@
-//! placeholder
+//! The Brook broker: the network server and everything behind it on one node.
+//!
+//! This crate owns sockets ([`server`]), request routing and the request handlers ([`handlers`]),
+//! the broker's configuration ([`config`]), the mapping of every internal error to a Kafka error
+//! code ([`errors`]), and the replicas this broker hosts with their logs ([`state`]). It builds on
+//! `brook-protocol` for bytes, `brook-storage` for partition logs and `brook-metadata` for cluster
+//! metadata, and must not leak sockets or Tokio into those crates.
+
+pub mod config;
+pub mod errors;
+pub mod handlers;
+pub mod server;
+pub mod state;
+
+pub use config::BrokerConfig;
+pub use server::{run, BoundServer};
+pub use state::Broker;

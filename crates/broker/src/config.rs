@@ -1,0 +1,516 @@
+//! Broker configuration in two layers: raw properties under Kafka's names (from a
+//! `server.properties` file and `--override key=value`), validated once into a typed
+//! [`BrokerConfig`]. An unknown name or a malformed value is an error naming the property.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use brook_metadata::topic_config::TOPIC_CONFIGS;
+
+/// Why a configuration cannot be used.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum ConfigError {
+    #[error("unknown configuration property '{0}'{1}")]
+    Unknown(String, String),
+    #[error("invalid value '{value}' for configuration property '{name}': {reason}")]
+    Invalid {
+        name: String,
+        value: String,
+        reason: String,
+    },
+    #[error("malformed line {line} in {file}: '{text}' (expected key=value)")]
+    Malformed {
+        file: String,
+        line: usize,
+        text: String,
+    },
+    #[error("cannot read {file}: {reason}")]
+    Unreadable { file: String, reason: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Int,
+    Long,
+    Bool,
+    Str,
+    List,
+    Double,
+}
+
+/// Broker properties Brook accepts, with their types. Properties that only tune Kafka's JVM
+/// implementation (thread pools, socket buffers) are accepted so Kafka's own files load; they are
+/// documented in README as having no effect.
+const BROKER_PROPERTIES: &[(&str, Kind)] = &[
+    ("advertised.listeners", Kind::List),
+    ("auto.create.topics.enable", Kind::Bool),
+    ("auto.leader.rebalance.enable", Kind::Bool),
+    ("broker.id", Kind::Int),
+    ("broker.rack", Kind::Str),
+    ("cluster.id", Kind::Str),
+    ("compression.type", Kind::Str),
+    ("controller.listener.names", Kind::List),
+    ("controller.quorum.bootstrap.servers", Kind::List),
+    ("controller.quorum.voters", Kind::List),
+    ("default.replication.factor", Kind::Int),
+    ("delete.topic.enable", Kind::Bool),
+    ("group.initial.rebalance.delay.ms", Kind::Int),
+    ("inter.broker.listener.name", Kind::Str),
+    ("listener.security.protocol.map", Kind::List),
+    ("listeners", Kind::List),
+    ("log.cleaner.delete.retention.ms", Kind::Long),
+    ("log.cleaner.enable", Kind::Bool),
+    ("log.cleaner.max.compaction.lag.ms", Kind::Long),
+    ("log.cleaner.min.cleanable.ratio", Kind::Double),
+    ("log.cleaner.min.compaction.lag.ms", Kind::Long),
+    ("log.cleanup.policy", Kind::List),
+    ("log.dir", Kind::Str),
+    ("log.dirs", Kind::List),
+    ("log.flush.interval.messages", Kind::Long),
+    ("log.flush.interval.ms", Kind::Long),
+    ("log.index.interval.bytes", Kind::Int),
+    ("log.index.size.max.bytes", Kind::Int),
+    ("log.message.timestamp.after.max.ms", Kind::Long),
+    ("log.message.timestamp.before.max.ms", Kind::Long),
+    ("log.message.timestamp.type", Kind::Str),
+    ("log.preallocate", Kind::Bool),
+    ("log.retention.bytes", Kind::Long),
+    ("log.retention.check.interval.ms", Kind::Long),
+    ("log.retention.hours", Kind::Int),
+    ("log.retention.minutes", Kind::Int),
+    ("log.retention.ms", Kind::Long),
+    ("log.roll.hours", Kind::Int),
+    ("log.roll.jitter.ms", Kind::Long),
+    ("log.roll.ms", Kind::Long),
+    ("log.segment.bytes", Kind::Int),
+    ("log.segment.delete.delay.ms", Kind::Long),
+    ("max.connections", Kind::Int),
+    ("message.max.bytes", Kind::Int),
+    ("min.insync.replicas", Kind::Int),
+    ("node.id", Kind::Int),
+    ("num.io.threads", Kind::Int),
+    ("num.network.threads", Kind::Int),
+    ("num.partitions", Kind::Int),
+    ("num.recovery.threads.per.data.dir", Kind::Int),
+    ("offsets.retention.minutes", Kind::Int),
+    ("offsets.topic.num.partitions", Kind::Int),
+    ("offsets.topic.replication.factor", Kind::Int),
+    ("process.roles", Kind::List),
+    ("replica.lag.time.max.ms", Kind::Long),
+    ("share.coordinator.state.topic.min.isr", Kind::Int),
+    ("share.coordinator.state.topic.replication.factor", Kind::Int),
+    ("socket.receive.buffer.bytes", Kind::Int),
+    ("socket.request.max.bytes", Kind::Int),
+    ("socket.send.buffer.bytes", Kind::Int),
+    ("transaction.state.log.min.isr", Kind::Int),
+    ("transaction.state.log.replication.factor", Kind::Int),
+    ("unclean.leader.election.enable", Kind::Bool),
+];
+
+/// A listener: `NAME://host:port`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    pub name: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Listener {
+    fn parse(prop: &str, s: &str) -> Result<Listener, ConfigError> {
+        let invalid = |reason: &str| ConfigError::Invalid {
+            name: prop.to_string(),
+            value: s.to_string(),
+            reason: reason.to_string(),
+        };
+        let (name, rest) = s
+            .split_once("://")
+            .ok_or_else(|| invalid("expected NAME://host:port"))?;
+        let (host, port) = rest
+            .rsplit_once(':')
+            .ok_or_else(|| invalid("expected NAME://host:port"))?;
+        let port: u16 = port.parse().map_err(|_| invalid("port is not a number"))?;
+        let host = host.trim_start_matches('[').trim_end_matches(']');
+        if name.is_empty() {
+            return Err(invalid("listener name is empty"));
+        }
+        Ok(Listener {
+            name: name.to_string(),
+            host: host.to_string(),
+            port,
+        })
+    }
+}
+
+/// The validated broker configuration.
+#[derive(Debug, Clone)]
+pub struct BrokerConfig {
+    pub node_id: i32,
+    pub cluster_id: Option<String>,
+    pub listeners: Vec<Listener>,
+    pub advertised_listeners: Vec<Listener>,
+    pub log_dir: PathBuf,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub delete_topic_enable: bool,
+    pub socket_request_max_bytes: usize,
+    pub max_connections: usize,
+    pub log_retention_check_interval_ms: u64,
+    pub rack: Option<String>,
+    /// Every property as given (after defaults), for DescribeConfigs on the broker.
+    pub properties: BTreeMap<String, String>,
+    /// Broker-level defaults for topic configs, by topic config name, from their broker synonyms.
+    pub topic_defaults: BTreeMap<&'static str, String>,
+}
+
+/// The defaults that make `brook broker` work with nothing configured.
+pub const EMBEDDED_DEFAULTS: &[(&str, &str)] = &[
+    ("node.id", "1"),
+    ("process.roles", "broker,controller"),
+    ("listeners", "PLAINTEXT://localhost:9092"),
+    ("log.dirs", "./brook-data"),
+    ("num.partitions", "1"),
+    ("default.replication.factor", "1"),
+    ("auto.create.topics.enable", "true"),
+];
+
+/// Parses a Java-style properties file (key=value or key: value, `#`/`!` comments).
+pub fn parse_properties(text: &str, file: &str) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out = Vec::new();
+    let mut pending = String::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim_start();
+        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
+            continue;
+        }
+        // A trailing backslash continues the logical line.
+        if let Some(stripped) = line.strip_suffix('\\') {
+            pending.push_str(stripped);
+            continue;
+        }
+        pending.push_str(line);
+        let logical = std::mem::take(&mut pending);
+        let split = logical.find(['=', ':']);
+        match split {
+            Some(at) => {
+                let key = logical[..at].trim().to_string();
+                let value = logical[at + 1..].trim().to_string();
+                if key.is_empty() {
+                    return Err(ConfigError::Malformed {
+                        file: file.into(),
+                        line: i + 1,
+                        text: raw.to_string(),
+                    });
+                }
+                out.push((key, value));
+            }
+            None => {
+                return Err(ConfigError::Malformed {
+                    file: file.into(),
+                    line: i + 1,
+                    text: raw.to_string(),
+                })
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn suggestion(name: &str) -> String {
+    let best = BROKER_PROPERTIES
+        .iter()
+        .map(|(k, _)| *k)
+        .chain(TOPIC_CONFIGS.iter().filter_map(|d| d.broker_synonym))
+        .map(|k| (strsim(name, k), k))
+        .min_by_key(|(d, _)| *d);
+    match best {
+        Some((d, k)) if d <= 3 => format!(" (did you mean '{k}'?)"),
+        _ => String::new(),
+    }
+}
+
+/// Levenshtein distance, for "did you mean" hints.
+pub fn strsim(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut cur = vec![i + 1; b.len() + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let cost = usize::from(ca != *cb);
+            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[b.len()]
+}
+
+fn kind_of(name: &str) -> Option<Kind> {
+    BROKER_PROPERTIES
+        .iter()
+        .find(|(k, _)| *k == name)
+        .map(|(_, kind)| *kind)
+}
+
+fn check_value(name: &str, kind: Kind, value: &str) -> Result<(), ConfigError> {
+    let invalid = |reason: &str| ConfigError::Invalid {
+        name: name.to_string(),
+        value: value.to_string(),
+        reason: reason.to_string(),
+    };
+    match kind {
+        Kind::Int => value
+            .parse::<i32>()
+            .map(|_| ())
+            .map_err(|_| invalid("expected an integer")),
+        Kind::Long => value
+            .parse::<i64>()
+            .map(|_| ())
+            .map_err(|_| invalid("expected a long integer")),
+        Kind::Double => value
+            .parse::<f64>()
+            .map(|_| ())
+            .map_err(|_| invalid("expected a number")),
+        Kind::Bool => match value.to_ascii_lowercase().as_str() {
+            "true" | "false" => Ok(()),
+            _ => Err(invalid("expected true or false")),
+        },
+        Kind::Str | Kind::List => Ok(()),
+    }
+}
+
+impl BrokerConfig {
+    /// Builds the configuration from an optional properties file and `key=value` overrides
+    /// (later ones win), on top of [`EMBEDDED_DEFAULTS`].
+    pub fn load(file: Option<&Path>, overrides: &[String]) -> Result<BrokerConfig, ConfigError> {
+        let mut props: Vec<(String, String)> = Vec::new();
+        if let Some(f) = file {
+            let name = f.display().to_string();
+            let text = std::fs::read_to_string(f).map_err(|e| ConfigError::Unreadable {
+                file: name.clone(),
+                reason: e.to_string(),
+            })?;
+            props.extend(parse_properties(&text, &name)?);
+        }
+        for o in overrides {
+            let (k, v) = o.split_once('=').ok_or_else(|| ConfigError::Malformed {
+                file: "--override".into(),
+                line: 0,
+                text: o.clone(),
+            })?;
+            props.push((k.trim().to_string(), v.trim().to_string()));
+        }
+        Self::from_properties(props)
+    }
+
+    /// Validates raw properties into a configuration.
+    pub fn from_properties(
+        props: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<BrokerConfig, ConfigError> {
+        let mut map: BTreeMap<String, String> = EMBEDDED_DEFAULTS
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        for (k, v) in props {
+            let kind = kind_of(&k).ok_or_else(|| {
+                let hint = suggestion(&k);
+                ConfigError::Unknown(k.clone(), hint)
+            })?;
+            check_value(&k, kind, &v)?;
+            map.insert(k, v);
+        }
+        if let Some(id) = map.get("broker.id").cloned() {
+            map.insert("node.id".into(), id);
+        }
+        let get = |k: &str| map.get(k).cloned();
+        let int = |k: &str, d: i64| -> i64 { get(k).and_then(|v| v.parse().ok()).unwrap_or(d) };
+        let boolean = |k: &str, d: bool| -> bool {
+            get(k)
+                .map(|v| v.eq_ignore_ascii_case("true"))
+                .unwrap_or(d)
+        };
+        let invalid = |name: &str, reason: &str| ConfigError::Invalid {
+            name: name.to_string(),
+            value: get(name).unwrap_or_default(),
+            reason: reason.to_string(),
+        };
+
+        let node_id = int("node.id", 1);
+        if node_id < 0 {
+            return Err(invalid("node.id", "must be non-negative"));
+        }
+        let listeners: Vec<Listener> = list(&get("listeners").unwrap_or_default())
+            .iter()
+            .map(|l| Listener::parse("listeners", l))
+            .collect::<Result<_, _>>()?;
+        if listeners.is_empty() {
+            return Err(invalid("listeners", "at least one listener is needed"));
+        }
+        let controller_names = list(&get("controller.listener.names").unwrap_or_default());
+        let advertised_listeners: Vec<Listener> = match get("advertised.listeners") {
+            Some(a) => list(&a)
+                .iter()
+                .map(|l| Listener::parse("advertised.listeners", l))
+                .collect::<Result<_, _>>()?,
+            None => listeners
+                .iter()
+                .filter(|l| !controller_names.contains(&l.name))
+                .cloned()
+                .collect(),
+        };
+        let log_dir = match get("log.dirs").or_else(|| get("log.dir")) {
+            Some(d) => {
+                let dirs = list(&d);
+                if dirs.len() != 1 {
+                    return Err(invalid(
+                        "log.dirs",
+                        "Brook supports exactly one log directory per broker",
+                    ));
+                }
+                PathBuf::from(&dirs[0])
+            }
+            None => PathBuf::from("./brook-data"),
+        };
+        let num_partitions = int("num.partitions", 1);
+        if num_partitions < 1 {
+            return Err(invalid("num.partitions", "must be at least 1"));
+        }
+        let default_replication_factor = int("default.replication.factor", 1);
+        if !(1..=i16::MAX as i64).contains(&default_replication_factor) {
+            return Err(invalid("default.replication.factor", "must be at least 1"));
+        }
+        let socket_request_max_bytes = int("socket.request.max.bytes", 104_857_600);
+        if socket_request_max_bytes < 1 {
+            return Err(invalid("socket.request.max.bytes", "must be at least 1"));
+        }
+        let max_connections = int("max.connections", i32::MAX as i64);
+        if max_connections < 1 {
+            return Err(invalid("max.connections", "must be at least 1"));
+        }
+        let check_interval = int("log.retention.check.interval.ms", 300_000);
+        if check_interval < 1 {
+            return Err(invalid("log.retention.check.interval.ms", "must be at least 1"));
+        }
+
+        // Topic defaults from broker synonyms; retention and roll accept hours/minutes too.
+        let mut topic_defaults = BTreeMap::new();
+        for def in TOPIC_CONFIGS {
+            let mut value = def.broker_synonym.and_then(get);
+            if def.name == "retention.ms" && value.is_none() {
+                value = get("log.retention.minutes")
+                    .and_then(|m| m.parse::<i64>().ok())
+                    .map(|m| (m * 60_000).to_string())
+                    .or_else(|| {
+                        get("log.retention.hours")
+                            .and_then(|h| h.parse::<i64>().ok())
+                            .map(|h| (h * 3_600_000).to_string())
+                    });
+            }
+            if def.name == "segment.ms" && value.is_none() {
+                value = get("log.roll.hours")
+                    .and_then(|h| h.parse::<i64>().ok())
+                    .map(|h| (h * 3_600_000).to_string());
+            }
+            if let Some(v) = value {
+                def.validate(&v).map_err(|reason| ConfigError::Invalid {
+                    name: def.broker_synonym.unwrap_or(def.name).to_string(),
+                    value: v.clone(),
+                    reason,
+                })?;
+                topic_defaults.insert(def.name, v);
+            }
+        }
+
+        Ok(BrokerConfig {
+            node_id: node_id as i32,
+            cluster_id: get("cluster.id"),
+            listeners,
+            advertised_listeners,
+            log_dir,
+            num_partitions: num_partitions as i32,
+            default_replication_factor: default_replication_factor as i16,
+            auto_create_topics_enable: boolean("auto.create.topics.enable", true),
+            delete_topic_enable: boolean("delete.topic.enable", true),
+            socket_request_max_bytes: socket_request_max_bytes as usize,
+            max_connections: max_connections as usize,
+            log_retention_check_interval_ms: check_interval as u64,
+            rack: get("broker.rack"),
+            properties: map,
+            topic_defaults,
+        })
+    }
+
+    /// The listener clients connect to (the first non-controller one).
+    pub fn client_listener(&self) -> &Listener {
+        &self.listeners[0]
+    }
+}
+
+fn list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(|x| x.trim().to_string())
+        .filter(|x| !x.is_empty())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(props: &[(&str, &str)]) -> Result<BrokerConfig, ConfigError> {
+        BrokerConfig::from_properties(props.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+    }
+
+    #[test]
+    fn embedded_defaults_need_nothing() {
+        let c = load(&[]).unwrap();
+        assert_eq!(c.node_id, 1);
+        assert_eq!(
+            c.listeners,
+            vec![Listener {
+                name: "PLAINTEXT".into(),
+                host: "localhost".into(),
+                port: 9092
+            }]
+        );
+        assert_eq!(c.log_dir, PathBuf::from("./brook-data"));
+        assert!(c.auto_create_topics_enable);
+        assert_eq!(c.num_partitions, 1);
+    }
+
+    #[test]
+    fn unknown_and_malformed_properties_are_errors() {
+        let e = load(&[("log.retention.msx", "1")]).unwrap_err();
+        assert!(e.to_string().contains("did you mean 'log.retention.ms'"), "{e}");
+        assert!(matches!(
+            load(&[("num.partitions", "three")]),
+            Err(ConfigError::Invalid { .. })
+        ));
+        assert!(load(&[("listeners", "localhost:9092")]).is_err());
+        assert!(load(&[("log.retention.ms", "-7")]).is_err());
+    }
+
+    #[test]
+    fn retention_hours_become_topic_default_ms() {
+        let c = load(&[("log.retention.hours", "168"), ("log.segment.bytes", "1024")]).unwrap();
+        assert_eq!(c.topic_defaults["retention.ms"], "604800000");
+        assert_eq!(c.topic_defaults["segment.bytes"], "1024");
+    }
+
+    #[test]
+    fn properties_files_parse_like_java() {
+        let text = "# comment\n! also\nnode.id=3\nlisteners = PLAINTEXT://:9093\nlog.dirs: /tmp/x\nlong.value=a,\\\n  b\n";
+        let p = parse_properties(text, "f").unwrap();
+        assert_eq!(p[0], ("node.id".into(), "3".into()));
+        assert_eq!(p[1], ("listeners".into(), "PLAINTEXT://:9093".into()));
+        assert_eq!(p[2], ("log.dirs".into(), "/tmp/x".into()));
+        assert_eq!(p[3], ("long.value".into(), "a,b".into()));
+        assert!(parse_properties("novalue\n", "f").is_err());
+    }
+
+    #[test]
+    fn shipped_example_properties_are_valid() {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/server.properties");
+        let c = BrokerConfig::load(Some(Path::new(path)), &[]).unwrap();
+        assert_eq!(c.node_id, 1);
+    }
+}

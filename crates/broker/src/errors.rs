@@ -1,0 +1,47 @@
+//! Every internal error mapped to a Kafka error code, in one place.
+
+use brook_metadata::controller::ControllerError;
+use brook_protocol::batch::BatchError;
+use brook_protocol::ResponseError;
+use brook_storage::StorageError;
+
+/// The Kafka error code for a storage error.
+pub fn storage_code(e: &StorageError) -> ResponseError {
+    match e {
+        StorageError::Io(_) => ResponseError::KafkaStorageError,
+        StorageError::CorruptBatch(b) => batch_code(b),
+        StorageError::InvalidRecord(_) => ResponseError::InvalidRecord,
+        StorageError::RecordTooLarge { .. } => ResponseError::MessageTooLarge,
+        StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
+        StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
+        StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        #[allow(unreachable_patterns)]
+        _ => ResponseError::UnknownServerError,
+    }
+}
+
+/// The Kafka error code for a malformed record batch.
+pub fn batch_code(e: &BatchError) -> ResponseError {
+    match e {
+        BatchError::Truncated { .. } | BatchError::CrcMismatch { .. } => {
+            ResponseError::CorruptMessage
+        }
+        BatchError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat,
+        BatchError::Invalid(_) => ResponseError::InvalidRecord,
+    }
+}
+
+/// The Kafka error code for a refused metadata change.
+pub fn controller_code(e: &ControllerError) -> ResponseError {
+    match e {
+        ControllerError::TopicAlreadyExists(_) => ResponseError::TopicAlreadyExists,
+        ControllerError::InvalidTopic(_) => ResponseError::InvalidTopicException,
+        ControllerError::InvalidPartitions(_) => ResponseError::InvalidPartitions,
+        ControllerError::InvalidReplicationFactor(_) => ResponseError::InvalidReplicationFactor,
+        ControllerError::InvalidReplicaAssignment(_) => ResponseError::InvalidReplicaAssignment,
+        ControllerError::InvalidConfig(_) => ResponseError::InvalidConfig,
+        ControllerError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
+        ControllerError::UnknownTopicId => ResponseError::UnknownTopicId,
+        ControllerError::InvalidRequest(_) => ResponseError::InvalidRequest,
+    }
+}

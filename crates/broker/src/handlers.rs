@@ -1,0 +1,1104 @@
+//! Request handlers: one function per API key, each turning a decoded request into its response.
+//!
+//! Handlers read the metadata image, run controller logic through [`Broker::commit`], and append to
+//! and read from partition logs. Every refusal is a Kafka error code in the response.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use brook_metadata::controller::{self, ConfigOp, NewTopic};
+use brook_metadata::topic_config::{topic_config, ConfigType, TOPIC_CONFIGS};
+use brook_metadata::MetadataImage;
+use brook_protocol::kafka::messages::*;
+use brook_protocol::kafka::protocol::StrBytes;
+use brook_protocol::request::Request;
+use brook_protocol::versions::SUPPORTED;
+use brook_protocol::ResponseError;
+use brook_storage::{AppendOutcome, StorageError};
+use bytes::Bytes;
+use uuid::Uuid;
+
+use crate::errors::{controller_code, storage_code};
+use crate::state::{now_ms, Broker, CommitError};
+
+fn s(v: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(v.into())
+}
+fn tn(v: impl Into<String>) -> TopicName {
+    TopicName(s(v))
+}
+fn code(e: ResponseError) -> i16 {
+    e.code()
+}
+
+fn commit_error(e: &CommitError) -> (i16, String) {
+    match e {
+        CommitError::Refused(c) => (code(controller_code(c)), c.to_string()),
+        other => {
+            tracing::error!(error = %other, "metadata commit failed");
+            (code(ResponseError::UnknownServerError), other.to_string())
+        }
+    }
+}
+
+const CONSUMER_OFFSETS: &str = "__consumer_offsets";
+const TRANSACTION_STATE: &str = "__transaction_state";
+
+fn is_internal(topic: &str) -> bool {
+    topic == CONSUMER_OFFSETS || topic == TRANSACTION_STATE
+}
+
+/// Dispatches a request. `None` means no response is sent (Produce with acks=0).
+pub async fn handle(broker: &Arc<Broker>, req: Request) -> Option<ResponseKind> {
+    let v = req.version();
+    Some(match req.body {
+        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions(ResponseError::UnsupportedVersion, false)),
+        RequestKind::Metadata(r) => ResponseKind::Metadata(metadata(broker, r, v)),
+        RequestKind::Produce(r) => return produce(broker, r, v).map(ResponseKind::Produce),
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch(broker, r, v).await),
+        RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets(broker, r)),
+        RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics(broker, r, v)),
+        RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics(broker, r, v)),
+        RequestKind::CreatePartitions(r) => {
+            ResponseKind::CreatePartitions(create_partitions(broker, r))
+        }
+        RequestKind::DescribeConfigs(r) => {
+            ResponseKind::DescribeConfigs(describe_configs(broker, r, v))
+        }
+        RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(alter_configs(broker, r)),
+        RequestKind::IncrementalAlterConfigs(r) => {
+            ResponseKind::IncrementalAlterConfigs(incremental_alter_configs(broker, r))
+        }
+        RequestKind::DeleteRecords(r) => ResponseKind::DeleteRecords(delete_records(broker, r)),
+        RequestKind::InitProducerId(r) => ResponseKind::InitProducerId(init_producer_id(broker, r)),
+        RequestKind::DescribeCluster(r) => {
+            ResponseKind::DescribeCluster(describe_cluster(broker, r))
+        }
+        RequestKind::DescribeTopicPartitions(r) => {
+            ResponseKind::DescribeTopicPartitions(describe_topic_partitions(broker, r))
+        }
+        RequestKind::OffsetForLeaderEpoch(r) => {
+            ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch(broker, r))
+        }
+        other => {
+            // The decoder only lets through keys in the version table, so this is a table entry
+            // without a handler: a bug, answered by closing the connection.
+            tracing::error!(request = ?std::mem::discriminant(&other), "no handler for request");
+            return None;
+        }
+    })
+}
+
+/// The ApiVersions response. `error` is used only when `failed` (an unsupported request version).
+pub fn api_versions(error: ResponseError, failed: bool) -> ApiVersionsResponse {
+    ApiVersionsResponse::default()
+        .with_error_code(if failed { code(error) } else { 0 })
+        .with_api_keys(
+            SUPPORTED
+                .iter()
+                .map(|r| {
+                    ApiVersion::default()
+                        .with_api_key(r.key as i16)
+                        .with_min_version(r.min)
+                        .with_max_version(r.max)
+                })
+                .collect(),
+        )
+        .with_finalized_features_epoch(-1)
+}
+
+fn auto_create(broker: &Broker, name: &str) -> Result<(), (i16, String)> {
+    let req = NewTopic {
+        name: name.to_string(),
+        num_partitions: -1,
+        replication_factor: -1,
+        ..Default::default()
+    };
+    let defaults = broker.controller_defaults();
+    broker
+        .commit(|image| {
+            // Another request may have created it meanwhile.
+            if image.topic(name).is_some() {
+                return Ok((vec![], ()));
+            }
+            controller::create_topic(image, defaults, &req).map(|c| (c.records, ()))
+        })
+        .map_err(|e| commit_error(&e))?;
+    tracing::info!(topic = name, "auto-created topic");
+    Ok(())
+}
+
+fn metadata_topic(image: &MetadataImage, name: &str) -> Option<MetadataResponseTopic> {
+    let t = image.topic(name)?;
+    Some(
+        MetadataResponseTopic::default()
+            .with_name(Some(tn(name)))
+            .with_topic_id(t.topic_id)
+            .with_is_internal(is_internal(name))
+            .with_partitions(
+                t.partitions
+                    .values()
+                    .map(|p| {
+                        MetadataResponsePartition::default()
+                            .with_partition_index(p.partition)
+                            .with_leader_id(BrokerId(p.leader))
+                            .with_leader_epoch(p.leader_epoch)
+                            .with_replica_nodes(p.replicas.iter().map(|b| BrokerId(*b)).collect())
+                            .with_isr_nodes(p.isr.iter().map(|b| BrokerId(*b)).collect())
+                    })
+                    .collect(),
+            ),
+    )
+}
+
+fn metadata(broker: &Arc<Broker>, r: MetadataRequest, version: i16) -> MetadataResponse {
+    // v0: an empty list means all topics; v1+: null means all, empty means none.
+    let wanted: Option<Vec<MetadataRequestTopic>> = match r.topics {
+        Some(t) if t.is_empty() && version == 0 => None,
+        other => other,
+    };
+    let allow_auto = (version < 4 || r.allow_auto_topic_creation)
+        && broker.config.auto_create_topics_enable;
+    let mut topics = Vec::new();
+    match wanted {
+        None => {
+            let image = broker.image();
+            for name in image.topics.keys() {
+                topics.extend(metadata_topic(&image, name));
+            }
+        }
+        Some(list) => {
+            for t in list {
+                let name = match (&t.name, t.topic_id) {
+                    (Some(n), _) => n.to_string(),
+                    (None, id) if !id.is_nil() => match broker.image().topic_by_id(&id) {
+                        Some(topic) => topic.name.clone(),
+                        None => {
+                            topics.push(
+                                MetadataResponseTopic::default()
+                                    .with_topic_id(id)
+                                    .with_error_code(code(ResponseError::UnknownTopicId)),
+                            );
+                            continue;
+                        }
+                    },
+                    _ => {
+                        topics.push(
+                            MetadataResponseTopic::default()
+                                .with_error_code(code(ResponseError::InvalidRequest)),
+                        );
+                        continue;
+                    }
+                };
+                if let Err(e) = controller::validate_topic_name(&name) {
+                    let _ = e;
+                    topics.push(
+                        MetadataResponseTopic::default()
+                            .with_name(Some(tn(name)))
+                            .with_error_code(code(ResponseError::InvalidTopicException)),
+                    );
+                    continue;
+                }
+                if broker.image().topic(&name).is_none() && allow_auto && !is_internal(&name) {
+                    if let Err((c, msg)) = auto_create(broker, &name) {
+                        tracing::warn!(topic = %name, error = %msg, "auto topic creation failed");
+                        topics.push(
+                            MetadataResponseTopic::default()
+                                .with_name(Some(tn(name)))
+                                .with_error_code(c),
+                        );
+                        continue;
+                    }
+                }
+                match metadata_topic(&broker.image(), &name) {
+                    Some(t) => topics.push(t),
+                    None => topics.push(
+                        MetadataResponseTopic::default()
+                            .with_name(Some(tn(name)))
+                            .with_error_code(code(ResponseError::UnknownTopicOrPartition)),
+                    ),
+                }
+            }
+        }
+    }
+    let image = broker.image();
+    MetadataResponse::default()
+        .with_brokers(brokers(broker, &image))
+        .with_cluster_id(Some(s(broker.cluster_id.clone())))
+        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_topics(topics)
+}
+
+fn brokers(broker: &Broker, image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+    image
+        .brokers
+        .values()
+        .map(|b| {
+            let (host, port) = if b.node_id == broker.config.node_id {
+                (broker.advertised.host.clone(), broker.advertised.port as i32)
+            } else {
+                (b.host.clone(), b.port)
+            };
+            MetadataResponseBroker::default()
+                .with_node_id(BrokerId(b.node_id))
+                .with_host(s(host))
+                .with_port(port)
+                .with_rack(b.rack.clone().map(s))
+        })
+        .collect()
+}
+
+/// Resolves a topic given by name or (newer versions) by id.
+fn resolve_topic(image: &MetadataImage, name: &TopicName, id: Uuid) -> Result<String, ResponseError> {
+    if !id.is_nil() {
+        return image
+            .topic_by_id(&id)
+            .map(|t| t.name.clone())
+            .ok_or(ResponseError::UnknownTopicId);
+    }
+    Ok(name.to_string())
+}
+
+fn produce(broker: &Arc<Broker>, r: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
+    let acks = r.acks;
+    let image = broker.image();
+    let now = now_ms();
+    let mut responses = Vec::new();
+    let mut appended = false;
+    for topic in r.topic_data {
+        let name = resolve_topic(&image, &topic.name, topic.topic_id);
+        let mut parts = Vec::new();
+        for p in topic.partition_data {
+            let mut out = PartitionProduceResponse::default()
+                .with_index(p.index)
+                .with_base_offset(-1)
+                .with_log_append_time_ms(-1)
+                .with_log_start_offset(-1);
+            let result: Result<(), (ResponseError, Option<String>)> = (|| {
+                if !matches!(acks, -1..=1) {
+                    return Err((ResponseError::InvalidRequiredAcks, None));
+                }
+                if r.transactional_id.is_some() {
+                    return Err((
+                        ResponseError::TransactionalIdAuthorizationFailed,
+                        Some("transactions are not supported by this broker yet".into()),
+                    ));
+                }
+                let name = name.clone().map_err(|e| (e, None))?;
+                let partition = broker
+                    .partition(&name, p.index)
+                    .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
+                let records = p
+                    .records
+                    .as_ref()
+                    .ok_or((ResponseError::CorruptMessage, Some("no records".into())))?;
+                let mut buf = records.to_vec();
+                let mut log = partition.log();
+                match log.append_as_leader(&mut buf, partition.leader_epoch(), now) {
+                    Ok(AppendOutcome::Appended(info)) | Ok(AppendOutcome::Duplicate(info)) => {
+                        out.base_offset = info.first_offset;
+                        out.log_append_time_ms = info.log_append_time;
+                        out.log_start_offset = info.log_start_offset;
+                        partition.set_high_watermark(log.log_end_offset());
+                        appended = true;
+                        Ok(())
+                    }
+                    Err(e) => {
+                        out.log_start_offset = log.log_start_offset();
+                        if !matches!(e, StorageError::OutOfOrderSequence { .. } | StorageError::InvalidProducerEpoch { .. }) {
+                            tracing::debug!(topic = %name, partition = p.index, error = %e, "produce refused");
+                        }
+                        Err((storage_code(&e), Some(e.to_string())))
+                    }
+                }
+            })();
+            if let Err((e, msg)) = result {
+                out.error_code = code(e);
+                out.error_message = msg.map(s);
+            }
+            parts.push(out);
+        }
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic.name)
+                .with_topic_id(topic.topic_id)
+                .with_partition_responses(parts),
+        );
+    }
+    if appended {
+        broker.data_arrived.notify_waiters();
+    }
+    if acks == 0 {
+        return None;
+    }
+    Some(ProduceResponse::default().with_responses(responses))
+}
+
+fn check_leader_epoch(current: i32, requested: i32) -> Result<(), ResponseError> {
+    if requested < 0 || requested == current {
+        Ok(())
+    } else if requested > current {
+        Err(ResponseError::UnknownLeaderEpoch)
+    } else {
+        Err(ResponseError::FencedLeaderEpoch)
+    }
+}
+
+async fn fetch(broker: &Arc<Broker>, r: FetchRequest, _version: i16) -> FetchResponse {
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(r.max_wait_ms.max(0) as u64);
+    let min_bytes = r.min_bytes.max(0) as usize;
+    loop {
+        let notified = broker.data_arrived.notified();
+        tokio::pin!(notified);
+        notified.as_mut().enable();
+        let (response, bytes, any_error) = fetch_once(broker, &r);
+        if bytes >= min_bytes.max(1) || any_error || tokio::time::Instant::now() >= deadline {
+            return response;
+        }
+        tokio::select! {
+            _ = &mut notified => {}
+            _ = tokio::time::sleep_until(deadline) => {
+                return fetch_once(broker, &r).0;
+            }
+        }
+    }
+}
+
+fn fetch_once(broker: &Arc<Broker>, r: &FetchRequest) -> (FetchResponse, usize, bool) {
+    let image = broker.image();
+    let mut remaining = if r.max_bytes <= 0 { usize::MAX } else { r.max_bytes as usize };
+    let mut total = 0usize;
+    let mut any_error = false;
+    let mut responses = Vec::with_capacity(r.topics.len());
+    for topic in &r.topics {
+        let name = resolve_topic(&image, &topic.topic, topic.topic_id);
+        let mut parts = Vec::with_capacity(topic.partitions.len());
+        for p in &topic.partitions {
+            let mut out = PartitionData::default()
+                .with_partition_index(p.partition)
+                .with_high_watermark(-1)
+                .with_last_stable_offset(-1)
+                .with_log_start_offset(-1);
+            let result = (|| {
+                let name = name.clone()?;
+                let partition = broker
+                    .partition(&name, p.partition)
+                    .ok_or(ResponseError::UnknownTopicOrPartition)?;
+                check_leader_epoch(partition.leader_epoch(), p.current_leader_epoch)?;
+                let hw = partition.high_watermark();
+                let log = partition.log();
+                out.high_watermark = hw;
+                out.last_stable_offset = hw;
+                out.log_start_offset = log.log_start_offset();
+                let max = (p.partition_max_bytes.max(0) as usize).min(remaining);
+                let data = log
+                    .read(p.fetch_offset, max, hw, total == 0)
+                    .map_err(|e| storage_code(&e))?;
+                Ok::<Bytes, ResponseError>(data)
+            })();
+            match result {
+                Ok(data) => {
+                    total += data.len();
+                    remaining = remaining.saturating_sub(data.len());
+                    out.aborted_transactions = if r.isolation_level == 1 { Some(vec![]) } else { None };
+                    out.records = Some(data);
+                }
+                Err(e) => {
+                    any_error = true;
+                    out.error_code = code(e);
+                    out.records = Some(Bytes::new());
+                }
+            }
+            parts.push(out);
+        }
+        responses.push(
+            FetchableTopicResponse::default()
+                .with_topic(topic.topic.clone())
+                .with_topic_id(topic.topic_id)
+                .with_partitions(parts),
+        );
+    }
+    (
+        FetchResponse::default().with_session_id(0).with_responses(responses),
+        total,
+        any_error,
+    )
+}
+
+const EARLIEST: i64 = -2;
+const LATEST: i64 = -1;
+const MAX_TIMESTAMP: i64 = -3;
+const EARLIEST_LOCAL: i64 = -4;
+const LATEST_TIERED: i64 = -5;
+
+fn list_offsets(broker: &Arc<Broker>, r: ListOffsetsRequest) -> ListOffsetsResponse {
+    let topics = r
+        .topics
+        .into_iter()
+        .map(|topic| {
+            let partitions = topic
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut out = ListOffsetsPartitionResponse::default()
+                        .with_partition_index(p.partition_index)
+                        .with_timestamp(-1)
+                        .with_offset(-1)
+                        .with_leader_epoch(-1);
+                    let result = (|| {
+                        let partition = broker
+                            .partition(topic.name.as_str(), p.partition_index)
+                            .ok_or(ResponseError::UnknownTopicOrPartition)?;
+                        check_leader_epoch(partition.leader_epoch(), p.current_leader_epoch)?;
+                        let log = partition.log();
+                        let epoch = partition.leader_epoch();
+                        match p.timestamp {
+                            EARLIEST | EARLIEST_LOCAL => {
+                                out.offset = log.log_start_offset();
+                                out.leader_epoch = epoch;
+                            }
+                            LATEST => {
+                                out.offset = partition.high_watermark();
+                                out.leader_epoch = epoch;
+                            }
+                            LATEST_TIERED => {}
+                            MAX_TIMESTAMP => {
+                                if let Some(t) = log.last_timestamp_offset() {
+                                    out.offset = t.offset;
+                                    out.timestamp = t.timestamp;
+                                    out.leader_epoch = t.leader_epoch;
+                                }
+                            }
+                            ts if ts >= 0 => {
+                                let found = log
+                                    .offset_for_timestamp(ts)
+                                    .map_err(|e| storage_code(&e))?;
+                                if let Some(t) = found.filter(|t| t.offset < partition.high_watermark()) {
+                                    out.offset = t.offset;
+                                    out.timestamp = t.timestamp;
+                                    out.leader_epoch = t.leader_epoch;
+                                }
+                            }
+                            _ => return Err(ResponseError::InvalidRequest),
+                        }
+                        Ok(())
+                    })();
+                    if let Err(e) = result {
+                        out.error_code = code(e);
+                    }
+                    out
+                })
+                .collect();
+            ListOffsetsTopicResponse::default()
+                .with_name(topic.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    ListOffsetsResponse::default().with_topics(topics)
+}
+
+/// Config source codes of DescribeConfigs.
+const SOURCE_TOPIC: i8 = 1;
+const SOURCE_STATIC_BROKER: i8 = 4;
+const SOURCE_DEFAULT: i8 = 5;
+
+fn topic_config_entries(
+    broker: &Broker,
+    image: &MetadataImage,
+    topic: &str,
+    include_synonyms: bool,
+    include_docs: bool,
+    keys: Option<&HashSet<String>>,
+) -> Vec<DescribeConfigsResourceResult> {
+    let dynamic = image.topic_configs(topic);
+    TOPIC_CONFIGS
+        .iter()
+        .filter(|d| keys.is_none_or(|k| k.contains(d.name)))
+        .map(|d| {
+            let topic_value = dynamic.and_then(|c| c.get(d.name)).cloned();
+            let broker_value = broker.config.topic_defaults.get(d.name).cloned();
+            let (value, source) = match (&topic_value, &broker_value) {
+                (Some(v), _) => (v.clone(), SOURCE_TOPIC),
+                (None, Some(v)) => (v.clone(), SOURCE_STATIC_BROKER),
+                (None, None) => (d.default.to_string(), SOURCE_DEFAULT),
+            };
+            let mut synonyms = Vec::new();
+            if include_synonyms {
+                if let Some(v) = &topic_value {
+                    synonyms.push(
+                        DescribeConfigsSynonym::default()
+                            .with_name(s(d.name))
+                            .with_value(Some(s(v.clone())))
+                            .with_source(SOURCE_TOPIC),
+                    );
+                }
+                if let (Some(v), Some(syn)) = (&broker_value, d.broker_synonym) {
+                    synonyms.push(
+                        DescribeConfigsSynonym::default()
+                            .with_name(s(syn))
+                            .with_value(Some(s(v.clone())))
+                            .with_source(SOURCE_STATIC_BROKER),
+                    );
+                }
+                synonyms.push(
+                    DescribeConfigsSynonym::default()
+                        .with_name(s(d.broker_synonym.unwrap_or(d.name)))
+                        .with_value(Some(s(d.default)))
+                        .with_source(SOURCE_DEFAULT),
+                );
+            }
+            DescribeConfigsResourceResult::default()
+                .with_name(s(d.name))
+                .with_value(Some(s(value)))
+                .with_read_only(false)
+                .with_config_source(source)
+                .with_is_sensitive(false)
+                .with_synonyms(synonyms)
+                .with_config_type(d.kind as i8)
+                .with_documentation(include_docs.then(|| s(d.doc)))
+        })
+        .collect()
+}
+
+const RESOURCE_TOPIC: i8 = 2;
+const RESOURCE_BROKER: i8 = 4;
+const RESOURCE_BROKER_LOGGER: i8 = 8;
+
+fn describe_configs(broker: &Arc<Broker>, r: DescribeConfigsRequest, _v: i16) -> DescribeConfigsResponse {
+    let image = broker.image();
+    let results = r
+        .resources
+        .into_iter()
+        .map(|res| {
+            let keys: Option<HashSet<String>> = res
+                .configuration_keys
+                .as_ref()
+                .map(|k| k.iter().map(|x| x.to_string()).collect());
+            let mut out = DescribeConfigsResult::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name.clone());
+            match res.resource_type {
+                RESOURCE_TOPIC => {
+                    let name = res.resource_name.to_string();
+                    if image.topic(&name).is_none() {
+                        out.error_code = code(ResponseError::UnknownTopicOrPartition);
+                        out.error_message = Some(s(format!("Topic '{name}' does not exist.")));
+                    } else {
+                        out.configs = topic_config_entries(
+                            broker,
+                            &image,
+                            &name,
+                            r.include_synonyms,
+                            r.include_documentation,
+                            keys.as_ref(),
+                        );
+                    }
+                }
+                RESOURCE_BROKER => {
+                    let name = res.resource_name.to_string();
+                    if !name.is_empty() && name != broker.config.node_id.to_string() {
+                        out.error_code = code(ResponseError::InvalidRequest);
+                        out.error_message = Some(s(format!(
+                            "Unexpected broker id, expected {} or empty string, but received {name}",
+                            broker.config.node_id
+                        )));
+                    } else {
+                        out.configs = broker
+                            .config
+                            .properties
+                            .iter()
+                            .filter(|(k, _)| keys.as_ref().is_none_or(|ks| ks.contains(*k)))
+                            .map(|(k, v)| {
+                                let kind = TOPIC_CONFIGS
+                                    .iter()
+                                    .find(|d| d.broker_synonym == Some(k.as_str()))
+                                    .map(|d| d.kind)
+                                    .unwrap_or(ConfigType::String);
+                                DescribeConfigsResourceResult::default()
+                                    .with_name(s(k.clone()))
+                                    .with_value(Some(s(v.clone())))
+                                    .with_read_only(true)
+                                    .with_config_source(SOURCE_STATIC_BROKER)
+                                    .with_config_type(kind as i8)
+                            })
+                            .collect();
+                    }
+                }
+                RESOURCE_BROKER_LOGGER => {
+                    out.configs = vec![];
+                }
+                other => {
+                    out.error_code = code(ResponseError::InvalidRequest);
+                    out.error_message = Some(s(format!("Unsupported resource type {other}")));
+                }
+            }
+            out
+        })
+        .collect();
+    DescribeConfigsResponse::default().with_results(results)
+}
+
+fn alter_configs(broker: &Arc<Broker>, r: AlterConfigsRequest) -> AlterConfigsResponse {
+    let responses = r
+        .resources
+        .into_iter()
+        .map(|res| {
+            let mut out = AlterConfigsResourceResponse::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name.clone());
+            let result = match res.resource_type {
+                RESOURCE_TOPIC => {
+                    let topic = res.resource_name.to_string();
+                    let configs: Vec<(String, Option<String>)> = res
+                        .configs
+                        .iter()
+                        .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+                        .collect();
+                    broker
+                        .commit(|image| {
+                            let recs = controller::replace_topic_configs(image, &topic, &configs)?;
+                            Ok((if r.validate_only { vec![] } else { recs }, ()))
+                        })
+                        .map_err(|e| commit_error(&e))
+                }
+                _ => Err(unsupported_dynamic_broker_config()),
+            };
+            if let Err((c, msg)) = result {
+                out.error_code = c;
+                out.error_message = Some(s(msg));
+            }
+            out
+        })
+        .collect();
+    AlterConfigsResponse::default().with_responses(responses)
+}
+
+fn unsupported_dynamic_broker_config() -> (i16, String) {
+    (
+        code(ResponseError::InvalidRequest),
+        "Dynamic broker configs are not supported yet: set broker properties in server.properties".into(),
+    )
+}
+
+fn incremental_alter_configs(
+    broker: &Arc<Broker>,
+    r: IncrementalAlterConfigsRequest,
+) -> IncrementalAlterConfigsResponse {
+    let responses = r
+        .resources
+        .into_iter()
+        .map(|res| {
+            let mut out = AlterConfigsResourceResponse::default()
+                .with_resource_type(res.resource_type)
+                .with_resource_name(res.resource_name.clone());
+            let result = match res.resource_type {
+                RESOURCE_TOPIC => {
+                    let topic = res.resource_name.to_string();
+                    let ops: Result<Vec<(String, ConfigOp)>, (i16, String)> = res
+                        .configs
+                        .iter()
+                        .map(|c| {
+                            let name = c.name.to_string();
+                            let value = c.value.as_ref().map(|v| v.to_string());
+                            let op = match (c.config_operation, value) {
+                                (0, Some(v)) => ConfigOp::Set(v),
+                                (1, _) => ConfigOp::Delete,
+                                (2, Some(v)) => ConfigOp::Append(v),
+                                (3, Some(v)) => ConfigOp::Subtract(v),
+                                (0 | 2 | 3, None) => {
+                                    return Err((
+                                        code(ResponseError::InvalidRequest),
+                                        format!("Null value not supported for: {name}"),
+                                    ))
+                                }
+                                (op, _) => {
+                                    return Err((
+                                        code(ResponseError::InvalidRequest),
+                                        format!("Unknown config operation {op}"),
+                                    ))
+                                }
+                            };
+                            Ok((name, op))
+                        })
+                        .collect();
+                    ops.and_then(|ops| {
+                        broker
+                            .commit(|image| {
+                                let recs = controller::alter_topic_configs_incremental(image, &topic, &ops)?;
+                                Ok((if r.validate_only { vec![] } else { recs }, ()))
+                            })
+                            .map_err(|e| commit_error(&e))
+                    })
+                }
+                _ => Err(unsupported_dynamic_broker_config()),
+            };
+            if let Err((c, msg)) = result {
+                out.error_code = c;
+                out.error_message = Some(s(msg));
+            }
+            out
+        })
+        .collect();
+    IncrementalAlterConfigsResponse::default().with_responses(responses)
+}
+
+fn create_topics(broker: &Arc<Broker>, r: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+    let mut seen: BTreeMap<String, usize> = BTreeMap::new();
+    for t in &r.topics {
+        *seen.entry(t.name.to_string()).or_default() += 1;
+    }
+    let defaults = broker.controller_defaults();
+    let topics = r
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.to_string();
+            let mut out = CreatableTopicResult::default()
+                .with_name(t.name.clone())
+                .with_num_partitions(-1)
+                .with_replication_factor(-1);
+            if seen.get(&name).copied().unwrap_or(0) > 1 {
+                out.error_code = code(ResponseError::InvalidRequest);
+                out.error_message = Some(s(format!("Create topics request from client contains a duplicate topic: {name}")));
+                return out;
+            }
+            let req = NewTopic {
+                name: name.clone(),
+                num_partitions: t.num_partitions,
+                replication_factor: t.replication_factor,
+                assignments: t
+                    .assignments
+                    .iter()
+                    .map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect()))
+                    .collect(),
+                configs: t
+                    .configs
+                    .iter()
+                    .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+                    .collect(),
+            };
+            let result = broker.commit(|image| {
+                let created = controller::create_topic(image, defaults, &req)?;
+                let info = (created.topic_id, created.num_partitions, created.replication_factor);
+                Ok((if r.validate_only { vec![] } else { created.records }, info))
+            });
+            match result {
+                Ok((id, partitions, rf)) => {
+                    out.topic_id = if r.validate_only { Uuid::nil() } else { id };
+                    out.num_partitions = partitions;
+                    out.replication_factor = rf;
+                    if version >= 5 {
+                        let image = broker.image();
+                        let mut view = (*image).clone();
+                        if r.validate_only {
+                            // Show the configs the topic would get.
+                            for (k, v) in &req.configs {
+                                view.apply(&brook_metadata::MetadataRecord::Config {
+                                    resource: brook_metadata::record::ConfigResource::Topic(name.clone()),
+                                    name: k.clone(),
+                                    value: v.clone(),
+                                });
+                            }
+                        }
+                        out.configs = Some(
+                            topic_config_entries(broker, &view, &name, false, false, None)
+                                .into_iter()
+                                .map(|c| {
+                                    CreatableTopicConfigs::default()
+                                        .with_name(c.name)
+                                        .with_value(c.value)
+                                        .with_read_only(c.read_only)
+                                        .with_config_source(c.config_source)
+                                        .with_is_sensitive(c.is_sensitive)
+                                })
+                                .collect(),
+                        );
+                    }
+                    if !r.validate_only {
+                        tracing::info!(topic = %name, partitions, "created topic");
+                    }
+                }
+                Err(e) => {
+                    let (c, msg) = commit_error(&e);
+                    out.error_code = c;
+                    out.error_message = Some(s(msg));
+                }
+            }
+            out
+        })
+        .collect();
+    CreateTopicsResponse::default().with_topics(topics)
+}
+
+fn delete_topics(broker: &Arc<Broker>, r: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+    let requested: Vec<(Option<String>, Uuid)> = if version >= 6 {
+        r.topics
+            .iter()
+            .map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id))
+            .collect()
+    } else {
+        r.topic_names.iter().map(|n| (Some(n.to_string()), Uuid::nil())).collect()
+    };
+    let responses = requested
+        .into_iter()
+        .map(|(name, id)| {
+            let mut out = DeletableTopicResult::default()
+                .with_name(name.clone().map(tn))
+                .with_topic_id(id);
+            if !broker.config.delete_topic_enable {
+                out.error_code = code(ResponseError::TopicDeletionDisabled);
+                return out;
+            }
+            let image = broker.image();
+            let target = match (&name, id.is_nil()) {
+                (Some(n), _) => image.topic(n).map(|t| t.topic_id).ok_or(ResponseError::UnknownTopicOrPartition),
+                (None, false) => image.topic_by_id(&id).map(|t| t.topic_id).ok_or(ResponseError::UnknownTopicId),
+                (None, true) => Err(ResponseError::InvalidRequest),
+            };
+            match target {
+                Ok(topic_id) => {
+                    let topic_name = image.topic_by_id(&topic_id).map(|t| t.name.clone());
+                    out.topic_id = topic_id;
+                    out.name = topic_name.clone().map(tn);
+                    if let Err(e) = broker.commit(|image| Ok((controller::delete_topic(image, topic_id)?, ()))) {
+                        let (c, msg) = commit_error(&e);
+                        out.error_code = c;
+                        out.error_message = Some(s(msg));
+                    } else {
+                        tracing::info!(topic = ?topic_name, "deleted topic");
+                    }
+                }
+                Err(e) => out.error_code = code(e),
+            }
+            out
+        })
+        .collect();
+    DeleteTopicsResponse::default().with_responses(responses)
+}
+
+fn create_partitions(broker: &Arc<Broker>, r: CreatePartitionsRequest) -> CreatePartitionsResponse {
+    let results = r
+        .topics
+        .into_iter()
+        .map(|t| {
+            let name = t.name.to_string();
+            let mut out = CreatePartitionsTopicResult::default().with_name(t.name.clone());
+            let assignments: Option<Vec<Vec<i32>>> = t
+                .assignments
+                .as_ref()
+                .map(|a| a.iter().map(|x| x.broker_ids.iter().map(|b| b.0).collect()).collect());
+            let result = broker.commit(|image| {
+                let recs = controller::create_partitions(image, &name, t.count, assignments.as_deref())?;
+                Ok((if r.validate_only { vec![] } else { recs }, ()))
+            });
+            if let Err(e) = result {
+                let (c, msg) = commit_error(&e);
+                out.error_code = c;
+                out.error_message = Some(s(msg));
+            }
+            out
+        })
+        .collect();
+    CreatePartitionsResponse::default().with_results(results)
+}
+
+fn delete_records(broker: &Arc<Broker>, r: DeleteRecordsRequest) -> DeleteRecordsResponse {
+    let topics = r
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut out = DeleteRecordsPartitionResult::default()
+                        .with_partition_index(p.partition_index)
+                        .with_low_watermark(-1);
+                    let result = (|| {
+                        let partition = broker
+                            .partition(t.name.as_str(), p.partition_index)
+                            .ok_or(ResponseError::UnknownTopicOrPartition)?;
+                        let hw = partition.high_watermark();
+                        // -1 means "up to the high watermark" (Kafka's DeleteRecordsRequest.HIGH_WATERMARK).
+                        let offset = if p.offset == -1 { hw } else { p.offset };
+                        if offset < 0 || offset > hw {
+                            return Err(ResponseError::OffsetOutOfRange);
+                        }
+                        let mut log = partition.log();
+                        log.delete_records_before(offset).map_err(|e| storage_code(&e))
+                    })();
+                    match result {
+                        Ok(low) => out.low_watermark = low,
+                        Err(e) => out.error_code = code(e),
+                    }
+                    out
+                })
+                .collect();
+            DeleteRecordsTopicResult::default()
+                .with_name(t.name)
+                .with_partitions(partitions)
+        })
+        .collect();
+    DeleteRecordsResponse::default().with_topics(topics)
+}
+
+fn init_producer_id(broker: &Arc<Broker>, r: InitProducerIdRequest) -> InitProducerIdResponse {
+    let out = InitProducerIdResponse::default()
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    if r.transactional_id.is_some() {
+        return out
+            .with_error_code(code(ResponseError::TransactionalIdAuthorizationFailed));
+    }
+    // KIP-360: an idempotent producer may ask to bump its own epoch after a fatal sequence error.
+    if r.producer_id.0 >= 0 && r.producer_epoch >= 0 && r.producer_epoch < i16::MAX - 1 {
+        return out
+            .with_producer_id(r.producer_id)
+            .with_producer_epoch(r.producer_epoch + 1);
+    }
+    match broker.next_producer_id() {
+        Ok(id) => out.with_producer_id(ProducerId(id)).with_producer_epoch(0),
+        Err(e) => out.with_error_code(commit_error(&e).0),
+    }
+}
+
+fn describe_cluster(broker: &Arc<Broker>, r: DescribeClusterRequest) -> DescribeClusterResponse {
+    let image = broker.image();
+    DescribeClusterResponse::default()
+        .with_endpoint_type(r.endpoint_type)
+        .with_cluster_id(s(broker.cluster_id.clone()))
+        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_brokers(
+            brokers(broker, &image)
+                .into_iter()
+                .map(|b| {
+                    DescribeClusterBroker::default()
+                        .with_broker_id(b.node_id)
+                        .with_host(b.host)
+                        .with_port(b.port)
+                        .with_rack(b.rack)
+                })
+                .collect(),
+        )
+}
+
+fn describe_topic_partitions(
+    broker: &Arc<Broker>,
+    r: DescribeTopicPartitionsRequest,
+) -> DescribeTopicPartitionsResponse {
+    let image = broker.image();
+    let mut names: Vec<String> = if r.topics.is_empty() {
+        image.topics.keys().cloned().collect()
+    } else {
+        r.topics.iter().map(|t| t.name.to_string()).collect()
+    };
+    names.sort();
+    names.dedup();
+    let (cursor_topic, cursor_partition) = match &r.cursor {
+        Some(c) => (Some(c.topic_name.to_string()), c.partition_index),
+        None => (None, 0),
+    };
+    let mut budget = if r.response_partition_limit <= 0 { 2000 } else { r.response_partition_limit as usize };
+    let mut topics = Vec::new();
+    let mut next_cursor = None;
+    for name in names {
+        if let Some(ct) = &cursor_topic {
+            if name < *ct {
+                continue;
+            }
+        }
+        let Some(t) = image.topic(&name) else {
+            topics.push(
+                DescribeTopicPartitionsResponseTopic::default()
+                    .with_name(Some(tn(name)))
+                    .with_error_code(code(ResponseError::UnknownTopicOrPartition)),
+            );
+            continue;
+        };
+        if budget == 0 {
+            next_cursor = Some(Cursor::default().with_topic_name(tn(name)).with_partition_index(0));
+            break;
+        }
+        let start = if cursor_topic.as_deref() == Some(name.as_str()) { cursor_partition } else { 0 };
+        let mut partitions = Vec::new();
+        for p in t.partitions.values().filter(|p| p.partition >= start) {
+            if budget == 0 {
+                next_cursor = Some(Cursor::default().with_topic_name(tn(name.clone())).with_partition_index(p.partition));
+                break;
+            }
+            budget -= 1;
+            partitions.push(
+                DescribeTopicPartitionsResponsePartition::default()
+                    .with_partition_index(p.partition)
+                    .with_leader_id(BrokerId(p.leader))
+                    .with_leader_epoch(p.leader_epoch)
+                    .with_replica_nodes(p.replicas.iter().map(|b| BrokerId(*b)).collect())
+                    .with_isr_nodes(p.isr.iter().map(|b| BrokerId(*b)).collect())
+                    .with_eligible_leader_replicas(Some(vec![]))
+                    .with_last_known_elr(Some(vec![])),
+            );
+        }
+        topics.push(
+            DescribeTopicPartitionsResponseTopic::default()
+                .with_name(Some(tn(name.clone())))
+                .with_topic_id(t.topic_id)
+                .with_is_internal(is_internal(&name))
+                .with_partitions(partitions),
+        );
+        if next_cursor.is_some() {
+            break;
+        }
+    }
+    DescribeTopicPartitionsResponse::default()
+        .with_topics(topics)
+        .with_next_cursor(next_cursor)
+}
+
+fn offset_for_leader_epoch(
+    broker: &Arc<Broker>,
+    r: OffsetForLeaderEpochRequest,
+) -> OffsetForLeaderEpochResponse {
+    let topics = r
+        .topics
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let mut out = EpochEndOffset::default()
+                        .with_partition(p.partition)
+                        .with_leader_epoch(-1)
+                        .with_end_offset(-1);
+                    let result = (|| {
+                        let partition = broker
+                            .partition(t.topic.as_str(), p.partition)
+                            .ok_or(ResponseError::UnknownTopicOrPartition)?;
+                        check_leader_epoch(partition.leader_epoch(), p.current_leader_epoch)?;
+                        let log = partition.log();
+                        Ok(log.end_offset_for_epoch(p.leader_epoch))
+                    })();
+                    match result {
+                        Ok(Some((epoch, end))) => {
+                            out.leader_epoch = epoch;
+                            out.end_offset = end;
+                        }
+                        Ok(None) => {}
+                        Err(e) => out.error_code = code(e),
+                    }
+                    out
+                })
+                .collect();
+            OffsetForLeaderTopicResult::default()
+                .with_topic(t.topic)
+                .with_partitions(partitions)
+        })
+        .collect();
+    OffsetForLeaderEpochResponse::default().with_topics(topics)
+}
+
+/// Is this config name one a topic accepts? (Used by tools and tests.)
+pub fn is_topic_config(name: &str) -> bool {
+    topic_config(name).is_some()
+}

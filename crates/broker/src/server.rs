@@ -1,0 +1,216 @@
+//! The network server: accepts connections, reads whole frames, answers requests in order.
+//!
+//! Modelled on mini-redis's `server.rs`: the server is handed its listener and a shutdown signal;
+//! connections are capped by a semaphore; each connection is one task that owns its socket, so a
+//! client that vanishes takes nothing with it. Requests on one connection are answered strictly in
+//! order, as Kafka guarantees.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use brook_protocol::frame::{take_frame, FrameError};
+use brook_protocol::kafka::messages::{ApiKey, ResponseKind};
+use brook_protocol::request::{decode_request, encode_response, DecodeError};
+use brook_protocol::ResponseError;
+use bytes::BytesMut;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{watch, Semaphore};
+
+use crate::config::{BrokerConfig, Listener};
+use crate::handlers;
+use crate::state::{Broker, StartError};
+
+/// A broker with its listener bound but not yet serving.
+pub struct BoundServer {
+    pub broker: Arc<Broker>,
+    listener: TcpListener,
+}
+
+impl BoundServer {
+    /// Binds the client listener (port 0 picks a free port), then opens the broker's data with the
+    /// advertised address resolved to the bound port.
+    pub async fn bind(config: BrokerConfig) -> Result<BoundServer, BindError> {
+        let l = config.client_listener().clone();
+        let host = if l.host.is_empty() { "0.0.0.0".to_string() } else { l.host.clone() };
+        let listener = TcpListener::bind((host.as_str(), l.port))
+            .await
+            .map_err(|e| BindError::Bind(format!("{}://{}:{}", l.name, l.host, l.port), e))?;
+        let bound = listener.local_addr().map_err(|e| BindError::Bind(l.host.clone(), e))?;
+        let mut advertised = config
+            .advertised_listeners
+            .iter()
+            .find(|a| a.name == l.name)
+            .cloned()
+            .unwrap_or_else(|| l.clone());
+        if advertised.port == 0 {
+            advertised.port = bound.port();
+        }
+        if advertised.host.is_empty() || advertised.host == "0.0.0.0" {
+            advertised.host = bound.ip().to_string();
+            if bound.ip().is_unspecified() {
+                advertised.host = "localhost".into();
+            }
+        }
+        let broker = tokio::task::block_in_place(|| Broker::open(config, advertised))
+            .map_err(BindError::Start)?;
+        Ok(BoundServer { broker, listener })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    pub fn advertised(&self) -> &Listener {
+        &self.broker.advertised
+    }
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum BindError {
+    #[error("cannot listen on {0}: {1}")]
+    Bind(String, std::io::Error),
+    #[error(transparent)]
+    Start(StartError),
+}
+
+/// Serves until `shutdown` completes, then stops accepting, lets connections finish their current
+/// request, and closes every log cleanly.
+pub async fn run(server: BoundServer, shutdown: impl Future<Output = ()>) {
+    let BoundServer { broker, listener } = server;
+    let limit = Arc::new(Semaphore::new(broker.config.max_connections.min(Semaphore::MAX_PERMITS)));
+    let (stop_tx, stop_rx) = watch::channel(false);
+
+    let maintenance = {
+        let broker = broker.clone();
+        let mut stop = stop_rx.clone();
+        let every = Duration::from_millis(broker.config.log_retention_check_interval_ms);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => {
+                        let b = broker.clone();
+                        let _ = tokio::task::spawn_blocking(move || b.run_maintenance()).await;
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    };
+
+    let accept = async {
+        loop {
+            let permit = match limit.clone().acquire_owned().await {
+                Ok(p) => p,
+                Err(_) => return,
+            };
+            let (socket, peer) = match listener.accept().await {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            let _ = socket.set_nodelay(true);
+            let broker = broker.clone();
+            let stop = stop_rx.clone();
+            tokio::spawn(async move {
+                if let Err(e) = serve_connection(&broker, socket, stop).await {
+                    tracing::debug!(%peer, error = %e, "connection closed");
+                }
+                drop(permit);
+            });
+        }
+    };
+    tokio::select! {
+        _ = accept => {}
+        _ = shutdown => {}
+    }
+    tracing::info!("shutting down");
+    let _ = stop_tx.send(true);
+    limit.close();
+    let _ = maintenance.await;
+    // Give in-flight requests a moment to finish before the logs are closed under them.
+    let all = broker.config.max_connections.min(Semaphore::MAX_PERMITS) as u32;
+    let _ = tokio::time::timeout(Duration::from_secs(5), async {
+        // Closed semaphores refuse new permits, so wait by polling the available count.
+        while limit.available_permits() < all as usize {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    tokio::task::block_in_place(|| broker.shutdown());
+}
+
+/// Why a connection was closed by the broker.
+#[derive(Debug, thiserror::Error)]
+enum ConnError {
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+    #[error("{0}")]
+    Decode(#[from] DecodeError),
+    #[error("cannot encode response: {0}")]
+    Encode(String),
+}
+
+async fn serve_connection(
+    broker: &Arc<Broker>,
+    mut socket: TcpStream,
+    mut stop: watch::Receiver<bool>,
+) -> Result<(), ConnError> {
+    let max = broker.config.socket_request_max_bytes;
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    loop {
+        let frame = loop {
+            if let Some(frame) = take_frame(&mut buf, max)? {
+                break frame;
+            }
+            tokio::select! {
+                n = socket.read_buf(&mut buf) => {
+                    if n? == 0 {
+                        return Ok(());
+                    }
+                }
+                _ = stop.changed() => return Ok(()),
+            }
+        };
+        let request = match decode_request(frame.freeze()) {
+            Ok(r) => r,
+            Err(DecodeError::UnsupportedVersion {
+                api_key: ApiKey::ApiVersions,
+                correlation_id,
+                ..
+            }) => {
+                // KIP-511: answer with a v0 error response listing what we support, so the client
+                // can pick a version.
+                let body = ResponseKind::ApiVersions(handlers::api_versions(ResponseError::UnsupportedVersion, true));
+                let bytes = encode_response(ApiKey::ApiVersions, 0, correlation_id, &body)
+                    .map_err(|e| ConnError::Encode(e.to_string()))?;
+                socket.write_all(&bytes).await?;
+                continue;
+            }
+            Err(e) => {
+                tracing::info!(error = %e, "closing connection after bad request");
+                return Err(e.into());
+            }
+        };
+        let api_key = request.api_key;
+        let version = request.version();
+        let correlation_id = request.correlation_id();
+        let Some(response) = handlers::handle(broker, request).await else {
+            continue;
+        };
+        let bytes = encode_response(api_key, version, correlation_id, &response)
+            .map_err(|e| ConnError::Encode(format!("{api_key:?} v{version}: {e}")))?;
+        socket.write_all(&bytes).await?;
+    }
+}

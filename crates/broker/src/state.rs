@@ -1,0 +1,482 @@
+//! The broker's state: metadata image and store, the partitions it hosts, producer id blocks.
+//!
+//! Metadata changes go through [`Broker::commit`]: the controller's records are made durable, applied
+//! to the image, and the hosted partitions are brought in line (logs opened, configs updated, logs of
+//! deleted topics removed). Partition data goes through [`Partition`], one log behind a mutex.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use brook_metadata::controller::{self, ControllerDefaults, ControllerError};
+use brook_metadata::store::{MetadataStore, StoreError};
+use brook_metadata::topic_config::TOPIC_CONFIGS;
+use brook_metadata::{MetadataImage, MetadataRecord};
+use brook_storage::{Log, LogConfig, StorageError};
+use tokio::sync::Notify;
+use uuid::Uuid;
+
+use crate::config::{BrokerConfig, Listener};
+
+/// Wall-clock time in milliseconds since the epoch, Kafka's timestamp unit.
+pub fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// Why the broker could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Metadata(#[from] StoreError),
+    #[error("cannot open the log of {partition}: {source}")]
+    Log {
+        partition: String,
+        source: StorageError,
+    },
+    #[error("{0}")]
+    MetaProperties(String),
+}
+
+/// A partition hosted by this broker.
+pub struct Partition {
+    pub topic: String,
+    pub topic_id: Uuid,
+    pub index: i32,
+    log: Mutex<Log>,
+    /// Offsets below this are committed and visible to consumers. On a single node every append is
+    /// committed at once; with replication, followers' progress moves it.
+    high_watermark: AtomicI64,
+    leader_epoch: AtomicI64,
+}
+
+impl Partition {
+    /// Locks the log. A poisoned lock means a handler panicked mid-operation; the log itself only
+    /// changes through whole appends, so its state is still the last consistent one.
+    pub fn log(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    pub fn high_watermark(&self) -> i64 {
+        self.high_watermark.load(Ordering::Acquire)
+    }
+    pub fn set_high_watermark(&self, hw: i64) {
+        self.high_watermark.store(hw, Ordering::Release);
+    }
+    pub fn leader_epoch(&self) -> i32 {
+        self.leader_epoch.load(Ordering::Acquire) as i32
+    }
+}
+
+struct MetaState {
+    store: MetadataStore,
+    /// Producer ids handed out from the current block: (next, end).
+    producer_ids: (i64, i64),
+}
+
+/// One broker node.
+pub struct Broker {
+    pub config: BrokerConfig,
+    pub cluster_id: String,
+    /// The address clients are told to use (the bound port when the configured one was 0).
+    pub advertised: Listener,
+    meta: Mutex<MetaState>,
+    image: RwLock<Arc<MetadataImage>>,
+    partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
+    /// Woken on every append, so long-polling fetches re-check their partitions.
+    pub data_arrived: Notify,
+}
+
+fn partition_dir(root: &Path, topic: &str, p: i32) -> PathBuf {
+    root.join(format!("{topic}-{p}"))
+}
+
+impl Broker {
+    /// Opens the broker's data: metadata, then every hosted partition's log (with recovery).
+    pub fn open(config: BrokerConfig, advertised: Listener) -> Result<Arc<Broker>, StartError> {
+        std::fs::create_dir_all(&config.log_dir).map_err(|e| {
+            StartError::MetaProperties(format!("cannot create {}: {e}", config.log_dir.display()))
+        })?;
+        let cluster_id = meta_properties(&config)?;
+        let (store, mut image) = MetadataStore::open(&config.log_dir.join("__cluster_metadata-0"))?;
+        let broker = Arc::new(Broker {
+            cluster_id,
+            advertised: advertised.clone(),
+            meta: Mutex::new(MetaState {
+                store,
+                producer_ids: (0, 0),
+            }),
+            image: RwLock::new(Arc::new(MetadataImage::default())),
+            partitions: RwLock::new(HashMap::new()),
+            data_arrived: Notify::new(),
+            config,
+        });
+        let registration = MetadataRecord::RegisterBroker {
+            node_id: broker.config.node_id,
+            host: advertised.host.clone(),
+            port: advertised.port as i32,
+            rack: broker.config.rack.clone(),
+        };
+        let mut records = Vec::new();
+        let current = image.brokers.get(&broker.config.node_id);
+        let registered = current.is_some_and(|b| {
+            b.host == advertised.host
+                && b.port == advertised.port as i32
+                && b.rack == broker.config.rack
+        });
+        if !registered {
+            records.push(registration);
+        }
+        {
+            let mut meta = broker.lock_meta();
+            meta.store.append(&records)?;
+            for r in &records {
+                image.apply(r);
+            }
+        }
+        *broker.image.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(image);
+        broker.sync_partitions()?;
+        Ok(broker)
+    }
+
+    fn lock_meta(&self) -> MutexGuard<'_, MetaState> {
+        self.meta.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The current metadata image (a cheap snapshot).
+    pub fn image(&self) -> Arc<MetadataImage> {
+        self.image.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn controller_defaults(&self) -> ControllerDefaults {
+        ControllerDefaults {
+            num_partitions: self.config.num_partitions,
+            default_replication_factor: self.config.default_replication_factor,
+        }
+    }
+
+    /// Runs a controller operation against the current image and, when it succeeds, commits its
+    /// records. The metadata lock is held throughout, so operations are serialized as in Kafka's
+    /// single-threaded controller.
+    pub fn commit<T>(
+        &self,
+        op: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), ControllerError>,
+    ) -> Result<T, CommitError> {
+        let mut meta = self.lock_meta();
+        let image = self.image();
+        let (records, out) = op(&image)?;
+        if records.is_empty() {
+            return Ok(out);
+        }
+        meta.store.append(&records).map_err(CommitError::Store)?;
+        let mut next = (*image).clone();
+        for r in &records {
+            next.apply(r);
+        }
+        *self.image.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(next);
+        drop(meta);
+        self.sync_partitions().map_err(CommitError::Start)?;
+        Ok(out)
+    }
+
+    /// Hands out a producer id, reserving a new block in the metadata log when the current one is
+    /// used up, so ids are never reused across restarts.
+    pub fn next_producer_id(&self) -> Result<i64, CommitError> {
+        {
+            let mut meta = self.lock_meta();
+            let (next, end) = meta.producer_ids;
+            if next < end {
+                meta.producer_ids.0 += 1;
+                return Ok(next);
+            }
+        }
+        let first = self.commit(|image| {
+            let (first, record) = controller::allocate_producer_ids(image);
+            Ok((vec![record], first))
+        })?;
+        let mut meta = self.lock_meta();
+        meta.producer_ids = (first + 1, first + controller::PRODUCER_ID_BLOCK);
+        Ok(first)
+    }
+
+    /// The effective topic configs: Kafka's default, overridden by the broker's synonym property,
+    /// overridden by the topic's own dynamic config.
+    pub fn effective_topic_config(&self, image: &MetadataImage, topic: &str) -> BTreeMap<String, String> {
+        let mut out: BTreeMap<String, String> = TOPIC_CONFIGS
+            .iter()
+            .map(|d| (d.name.to_string(), d.default.to_string()))
+            .collect();
+        for (k, v) in &self.config.topic_defaults {
+            out.insert(k.to_string(), v.clone());
+        }
+        if let Some(c) = image.topic_configs(topic) {
+            for (k, v) in c {
+                out.insert(k.clone(), v.clone());
+            }
+        }
+        out
+    }
+
+    pub fn log_config(&self, image: &MetadataImage, topic: &str) -> LogConfig {
+        log_config_from(&self.effective_topic_config(image, topic))
+    }
+
+    /// The hosted partition, if any.
+    pub fn partition(&self, topic: &str, p: i32) -> Option<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(topic.to_string(), p))
+            .cloned()
+    }
+
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.partitions
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    /// Brings hosted partitions in line with the image.
+    fn sync_partitions(&self) -> Result<(), StartError> {
+        let image = self.image();
+        let node = self.config.node_id;
+        let mut parts = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+        // Drop partitions of deleted (or re-created) topics.
+        let gone: Vec<(String, i32)> = parts
+            .iter()
+            .filter(|(_, p)| {
+                image
+                    .topic(&p.topic)
+                    .is_none_or(|t| t.topic_id != p.topic_id)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in gone {
+            if let Some(p) = parts.remove(&key) {
+                let dir = partition_dir(&self.config.log_dir, &p.topic, p.index);
+                tracing::info!(topic = %p.topic, partition = p.index, "deleting log of deleted topic");
+                drop(p);
+                if let Err(e) = std::fs::remove_dir_all(&dir) {
+                    tracing::warn!(dir = %dir.display(), error = %e, "could not remove deleted log");
+                }
+            }
+        }
+        let now = now_ms();
+        for topic in image.topics.values() {
+            let config = self.log_config(&image, &topic.name);
+            for p in topic.partitions.values() {
+                if !p.replicas.contains(&node) {
+                    continue;
+                }
+                let key = (topic.name.clone(), p.partition);
+                match parts.get(&key) {
+                    Some(existing) => {
+                        let mut log = existing.log();
+                        if *log.config() != config {
+                            log.update_config(config.clone());
+                        }
+                        existing
+                            .leader_epoch
+                            .store(p.leader_epoch as i64, Ordering::Release);
+                    }
+                    None => {
+                        let dir = partition_dir(&self.config.log_dir, &topic.name, p.partition);
+                        let log = Log::open(&dir, config.clone(), now).map_err(|source| {
+                            StartError::Log {
+                                partition: format!("{}-{}", topic.name, p.partition),
+                                source,
+                            }
+                        })?;
+                        let leo = log.log_end_offset();
+                        parts.insert(
+                            key,
+                            Arc::new(Partition {
+                                topic: topic.name.clone(),
+                                topic_id: topic.topic_id,
+                                index: p.partition,
+                                log: Mutex::new(log),
+                                high_watermark: AtomicI64::new(leo),
+                                leader_epoch: AtomicI64::new(p.leader_epoch as i64),
+                            }),
+                        );
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Periodic log maintenance: retention, compaction, time-based roll and flush.
+    pub fn run_maintenance(&self) {
+        let now = now_ms();
+        for p in self.all_partitions() {
+            let mut log = p.log();
+            if let Err(e) = log.run_maintenance(now) {
+                tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "log maintenance failed");
+            }
+        }
+    }
+
+    /// Flushes and closes every log (clean shutdown).
+    pub fn shutdown(&self) {
+        let parts: Vec<Arc<Partition>> = {
+            let mut map = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+            map.drain().map(|(_, p)| p).collect()
+        };
+        for p in parts {
+            match Arc::try_unwrap(p) {
+                Ok(p) => {
+                    let log = p.log.into_inner().unwrap_or_else(|e| e.into_inner());
+                    if let Err(e) = log.close() {
+                        tracing::warn!(error = %e, "error closing log");
+                    }
+                }
+                Err(p) => {
+                    // A request still holds it; flush so nothing acknowledged is at risk.
+                    if let Err(e) = p.log().flush() {
+                        tracing::warn!(error = %e, "error flushing log");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Why a metadata change failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CommitError {
+    #[error(transparent)]
+    Refused(#[from] ControllerError),
+    #[error("metadata store: {0}")]
+    Store(StoreError),
+    #[error("{0}")]
+    Start(StartError),
+}
+
+fn parse_i64(c: &BTreeMap<String, String>, k: &str, default: i64) -> i64 {
+    c.get(k).and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+}
+
+/// Translates effective topic configs (Kafka names) into the storage layer's typed config.
+pub fn log_config_from(c: &BTreeMap<String, String>) -> LogConfig {
+    let d = LogConfig::default();
+    let policy = c.get("cleanup.policy").cloned().unwrap_or_default();
+    let flush_messages = parse_i64(c, "flush.messages", i64::MAX);
+    LogConfig {
+        segment_bytes: parse_i64(c, "segment.bytes", d.segment_bytes as i64).max(14) as u64,
+        segment_ms: parse_i64(c, "segment.ms", d.segment_ms),
+        retention_ms: parse_i64(c, "retention.ms", d.retention_ms),
+        retention_bytes: parse_i64(c, "retention.bytes", d.retention_bytes),
+        cleanup_policy_delete: policy.split(',').any(|p| p.trim() == "delete"),
+        cleanup_policy_compact: policy.split(',').any(|p| p.trim() == "compact"),
+        flush_interval_messages: if flush_messages <= 0 { 1 } else { flush_messages as u64 },
+        flush_interval_ms: parse_i64(c, "flush.ms", d.flush_interval_ms),
+        index_interval_bytes: parse_i64(c, "index.interval.bytes", d.index_interval_bytes as i64)
+            .clamp(0, u32::MAX as i64) as u32,
+        message_timestamp_log_append_time: c
+            .get("message.timestamp.type")
+            .is_some_and(|t| t == "LogAppendTime"),
+        delete_retention_ms: parse_i64(c, "delete.retention.ms", d.delete_retention_ms),
+        min_compaction_lag_ms: parse_i64(c, "min.compaction.lag.ms", d.min_compaction_lag_ms),
+        max_message_bytes: parse_i64(c, "max.message.bytes", d.max_message_bytes as i64).max(0)
+            as usize,
+    }
+}
+
+/// Reads or writes `meta.properties` in the log directory, as Kafka does: it ties the directory to
+/// one node id and one cluster id.
+fn meta_properties(config: &BrokerConfig) -> Result<String, StartError> {
+    let path = config.log_dir.join("meta.properties");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let props = crate::config::parse_properties(&text, &path.display().to_string())
+            .map_err(|e| StartError::MetaProperties(e.to_string()))?;
+        let get = |k: &str| props.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        let node: Option<i32> = get("node.id").and_then(|v| v.parse().ok());
+        if node != Some(config.node_id) {
+            return Err(StartError::MetaProperties(format!(
+                "{} belongs to node.id {:?}, but this broker is configured with node.id {}",
+                path.display(),
+                node,
+                config.node_id
+            )));
+        }
+        let cluster = get("cluster.id").ok_or_else(|| {
+            StartError::MetaProperties(format!("{} has no cluster.id", path.display()))
+        })?;
+        if let Some(wanted) = &config.cluster_id {
+            if *wanted != cluster {
+                return Err(StartError::MetaProperties(format!(
+                    "{} belongs to cluster {cluster}, but cluster.id is {wanted}",
+                    path.display()
+                )));
+            }
+        }
+        return Ok(cluster);
+    }
+    let cluster = config
+        .cluster_id
+        .clone()
+        .unwrap_or_else(|| short_uuid(Uuid::new_v4()));
+    let text = format!(
+        "#\n#Written by Brook\nnode.id={}\ndirectory.id={}\nversion=1\ncluster.id={cluster}\n",
+        config.node_id,
+        short_uuid(Uuid::new_v4())
+    );
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, text)
+        .and_then(|_| std::fs::rename(&tmp, &path))
+        .map_err(|e| StartError::MetaProperties(format!("cannot write {}: {e}", path.display())))?;
+    Ok(cluster)
+}
+
+/// Kafka's textual form of ids: URL-safe base64 of the 16 bytes, without padding.
+pub fn short_uuid(id: Uuid) -> String {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let bytes = id.as_bytes();
+    let mut out = String::with_capacity(22);
+    let mut bits = 0u32;
+    let mut nbits = 0;
+    for b in bytes {
+        bits = (bits << 8) | *b as u32;
+        nbits += 8;
+        while nbits >= 6 {
+            nbits -= 6;
+            out.push(ALPHABET[((bits >> nbits) & 63) as usize] as char);
+        }
+    }
+    if nbits > 0 {
+        out.push(ALPHABET[((bits << (6 - nbits)) & 63) as usize] as char);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_uuid_matches_kafka_base64() {
+        // Kafka prints Uuid(0x0123..., ...) as URL-safe base64 without padding: 22 characters.
+        let id = Uuid::from_u128(0x0123_4567_89ab_cdef_0123_4567_89ab_cdef);
+        assert_eq!(short_uuid(id), "ASNFZ4mrze8BI0VniavN7w");
+    }
+
+    #[test]
+    fn default_topic_config_translates_to_kafka_log_defaults() {
+        let c: BTreeMap<String, String> = TOPIC_CONFIGS
+            .iter()
+            .map(|d| (d.name.to_string(), d.default.to_string()))
+            .collect();
+        let l = log_config_from(&c);
+        assert_eq!(l.segment_bytes, 1 << 30);
+        assert_eq!(l.retention_ms, 604_800_000);
+        assert!(l.cleanup_policy_delete && !l.cleanup_policy_compact);
+        assert_eq!(l.flush_interval_messages, i64::MAX as u64);
+    }
+}
