@@ -98,7 +98,10 @@ const BROKER_PROPERTIES: &[(&str, Kind)] = &[
     ("process.roles", Kind::List),
     ("replica.lag.time.max.ms", Kind::Long),
     ("share.coordinator.state.topic.min.isr", Kind::Int),
-    ("share.coordinator.state.topic.replication.factor", Kind::Int),
+    (
+        "share.coordinator.state.topic.replication.factor",
+        Kind::Int,
+    ),
     ("socket.receive.buffer.bytes", Kind::Int),
     ("socket.request.max.bytes", Kind::Int),
     ("socket.send.buffer.bytes", Kind::Int),
@@ -180,7 +183,8 @@ pub fn parse_properties(text: &str, file: &str) -> Result<Vec<(String, String)>,
     let mut pending = String::new();
     for (i, raw) in text.lines().enumerate() {
         let line = raw.trim_start();
-        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!')) {
+        if pending.is_empty() && (line.is_empty() || line.starts_with('#') || line.starts_with('!'))
+        {
             continue;
         }
         // A trailing backslash continues the logical line.
@@ -324,9 +328,7 @@ impl BrokerConfig {
         let get = |k: &str| map.get(k).cloned();
         let int = |k: &str, d: i64| -> i64 { get(k).and_then(|v| v.parse().ok()).unwrap_or(d) };
         let boolean = |k: &str, d: bool| -> bool {
-            get(k)
-                .map(|v| v.eq_ignore_ascii_case("true"))
-                .unwrap_or(d)
+            get(k).map(|v| v.eq_ignore_ascii_case("true")).unwrap_or(d)
         };
         let invalid = |name: &str, reason: &str| ConfigError::Invalid {
             name: name.to_string(),
@@ -388,7 +390,10 @@ impl BrokerConfig {
         }
         let check_interval = int("log.retention.check.interval.ms", 300_000);
         if check_interval < 1 {
-            return Err(invalid("log.retention.check.interval.ms", "must be at least 1"));
+            return Err(invalid(
+                "log.retention.check.interval.ms",
+                "must be at least 1",
+            ));
         }
 
         // Topic defaults from broker synonyms; retention and roll accept hours/minutes too.
@@ -480,7 +485,10 @@ mod tests {
     #[test]
     fn unknown_and_malformed_properties_are_errors() {
         let e = load(&[("log.retention.msx", "1")]).unwrap_err();
-        assert!(e.to_string().contains("did you mean 'log.retention.ms'"), "{e}");
+        assert!(
+            e.to_string().contains("did you mean 'log.retention.ms'"),
+            "{e}"
+        );
         assert!(matches!(
             load(&[("num.partitions", "three")]),
             Err(ConfigError::Invalid { .. })
@@ -491,7 +499,11 @@ mod tests {
 
     #[test]
     fn retention_hours_become_topic_default_ms() {
-        let c = load(&[("log.retention.hours", "168"), ("log.segment.bytes", "1024")]).unwrap();
+        let c = load(&[
+            ("log.retention.hours", "168"),
+            ("log.segment.bytes", "1024"),
+        ])
+        .unwrap();
         assert_eq!(c.topic_defaults["retention.ms"], "604800000");
         assert_eq!(c.topic_defaults["segment.bytes"], "1024");
     }
@@ -509,7 +521,10 @@ mod tests {
 
     #[test]
     fn shipped_example_properties_are_valid() {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/server.properties");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../config/server.properties"
+        );
         let c = BrokerConfig::load(Some(Path::new(path)), &[]).unwrap();
         assert_eq!(c.node_id, 1);
     }

@@ -15,8 +15,11 @@ pub fn storage_code(e: &StorageError) -> ResponseError {
         StorageError::OffsetOutOfRange { .. } => ResponseError::OffsetOutOfRange,
         StorageError::OutOfOrderSequence { .. } => ResponseError::OutOfOrderSequenceNumber,
         StorageError::InvalidProducerEpoch { .. } => ResponseError::InvalidProducerEpoch,
-        #[allow(unreachable_patterns)]
-        _ => ResponseError::UnknownServerError,
+        StorageError::UnsupportedMagic(_) => ResponseError::UnsupportedForMessageFormat,
+        StorageError::Undecodable(_) => ResponseError::CorruptMessage,
+        StorageError::Inconsistent(_) => ResponseError::KafkaStorageError,
+        // Only a follower's append can hit this; it never answers a client.
+        StorageError::UnexpectedAppendOffset { .. } => ResponseError::UnknownServerError,
     }
 }
 

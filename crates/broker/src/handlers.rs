@@ -10,7 +10,38 @@ use std::time::Duration;
 use brook_metadata::controller::{self, ConfigOp, NewTopic};
 use brook_metadata::topic_config::{topic_config, ConfigType, TOPIC_CONFIGS};
 use brook_metadata::MetadataImage;
+use brook_protocol::kafka::messages::api_versions_response::ApiVersion;
+use brook_protocol::kafka::messages::create_partitions_response::CreatePartitionsTopicResult;
+use brook_protocol::kafka::messages::create_topics_response::{
+    CreatableTopicConfigs, CreatableTopicResult,
+};
+use brook_protocol::kafka::messages::delete_records_response::{
+    DeleteRecordsPartitionResult, DeleteRecordsTopicResult,
+};
+use brook_protocol::kafka::messages::delete_topics_response::DeletableTopicResult;
+use brook_protocol::kafka::messages::describe_cluster_response::DescribeClusterBroker;
+use brook_protocol::kafka::messages::describe_configs_response::{
+    DescribeConfigsResourceResult, DescribeConfigsResult, DescribeConfigsSynonym,
+};
+use brook_protocol::kafka::messages::describe_topic_partitions_response::{
+    Cursor, DescribeTopicPartitionsResponsePartition, DescribeTopicPartitionsResponseTopic,
+};
+use brook_protocol::kafka::messages::fetch_response::{FetchableTopicResponse, PartitionData};
+use brook_protocol::kafka::messages::list_offsets_response::{
+    ListOffsetsPartitionResponse, ListOffsetsTopicResponse,
+};
+use brook_protocol::kafka::messages::metadata_request::MetadataRequestTopic;
+use brook_protocol::kafka::messages::metadata_response::{
+    MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,
+};
+use brook_protocol::kafka::messages::offset_for_leader_epoch_response::{
+    EpochEndOffset, OffsetForLeaderTopicResult,
+};
+use brook_protocol::kafka::messages::produce_response::{
+    PartitionProduceResponse, TopicProduceResponse,
+};
 use brook_protocol::kafka::messages::*;
+use brook_protocol::kafka::messages::{alter_configs_response, incremental_alter_configs_response};
 use brook_protocol::kafka::protocol::StrBytes;
 use brook_protocol::request::Request;
 use brook_protocol::versions::SUPPORTED;
@@ -53,7 +84,9 @@ fn is_internal(topic: &str) -> bool {
 pub async fn handle(broker: &Arc<Broker>, req: Request) -> Option<ResponseKind> {
     let v = req.version();
     Some(match req.body {
-        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions(ResponseError::UnsupportedVersion, false)),
+        RequestKind::ApiVersions(_) => {
+            ResponseKind::ApiVersions(api_versions(ResponseError::UnsupportedVersion, false))
+        }
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata(broker, r, v)),
         RequestKind::Produce(r) => return produce(broker, r, v).map(ResponseKind::Produce),
         RequestKind::Fetch(r) => ResponseKind::Fetch(fetch(broker, r, v).await),
@@ -158,8 +191,8 @@ fn metadata(broker: &Arc<Broker>, r: MetadataRequest, version: i16) -> MetadataR
         Some(t) if t.is_empty() && version == 0 => None,
         other => other,
     };
-    let allow_auto = (version < 4 || r.allow_auto_topic_creation)
-        && broker.config.auto_create_topics_enable;
+    let allow_auto =
+        (version < 4 || r.allow_auto_topic_creation) && broker.config.auto_create_topics_enable;
     let mut topics = Vec::new();
     match wanted {
         None => {
@@ -236,7 +269,10 @@ fn brokers(broker: &Broker, image: &MetadataImage) -> Vec<MetadataResponseBroker
         .values()
         .map(|b| {
             let (host, port) = if b.node_id == broker.config.node_id {
-                (broker.advertised.host.clone(), broker.advertised.port as i32)
+                (
+                    broker.advertised.host.clone(),
+                    broker.advertised.port as i32,
+                )
             } else {
                 (b.host.clone(), b.port)
             };
@@ -250,7 +286,11 @@ fn brokers(broker: &Broker, image: &MetadataImage) -> Vec<MetadataResponseBroker
 }
 
 /// Resolves a topic given by name or (newer versions) by id.
-fn resolve_topic(image: &MetadataImage, name: &TopicName, id: Uuid) -> Result<String, ResponseError> {
+fn resolve_topic(
+    image: &MetadataImage,
+    name: &TopicName,
+    id: Uuid,
+) -> Result<String, ResponseError> {
     if !id.is_nil() {
         return image
             .topic_by_id(&id)
@@ -306,7 +346,11 @@ fn produce(broker: &Arc<Broker>, r: ProduceRequest, _version: i16) -> Option<Pro
                     }
                     Err(e) => {
                         out.log_start_offset = log.log_start_offset();
-                        if !matches!(e, StorageError::OutOfOrderSequence { .. } | StorageError::InvalidProducerEpoch { .. }) {
+                        if !matches!(
+                            e,
+                            StorageError::OutOfOrderSequence { .. }
+                                | StorageError::InvalidProducerEpoch { .. }
+                        ) {
                             tracing::debug!(topic = %name, partition = p.index, error = %e, "produce refused");
                         }
                         Err((storage_code(&e), Some(e.to_string())))
@@ -367,7 +411,11 @@ async fn fetch(broker: &Arc<Broker>, r: FetchRequest, _version: i16) -> FetchRes
 
 fn fetch_once(broker: &Arc<Broker>, r: &FetchRequest) -> (FetchResponse, usize, bool) {
     let image = broker.image();
-    let mut remaining = if r.max_bytes <= 0 { usize::MAX } else { r.max_bytes as usize };
+    let mut remaining = if r.max_bytes <= 0 {
+        usize::MAX
+    } else {
+        r.max_bytes as usize
+    };
     let mut total = 0usize;
     let mut any_error = false;
     let mut responses = Vec::with_capacity(r.topics.len());
@@ -401,7 +449,11 @@ fn fetch_once(broker: &Arc<Broker>, r: &FetchRequest) -> (FetchResponse, usize, 
                 Ok(data) => {
                     total += data.len();
                     remaining = remaining.saturating_sub(data.len());
-                    out.aborted_transactions = if r.isolation_level == 1 { Some(vec![]) } else { None };
+                    out.aborted_transactions = if r.isolation_level == 1 {
+                        Some(vec![])
+                    } else {
+                        None
+                    };
                     out.records = Some(data);
                 }
                 Err(e) => {
@@ -420,7 +472,9 @@ fn fetch_once(broker: &Arc<Broker>, r: &FetchRequest) -> (FetchResponse, usize, 
         );
     }
     (
-        FetchResponse::default().with_session_id(0).with_responses(responses),
+        FetchResponse::default()
+            .with_session_id(0)
+            .with_responses(responses),
         total,
         any_error,
     )
@@ -471,10 +525,11 @@ fn list_offsets(broker: &Arc<Broker>, r: ListOffsetsRequest) -> ListOffsetsRespo
                                 }
                             }
                             ts if ts >= 0 => {
-                                let found = log
-                                    .offset_for_timestamp(ts)
-                                    .map_err(|e| storage_code(&e))?;
-                                if let Some(t) = found.filter(|t| t.offset < partition.high_watermark()) {
+                                let found =
+                                    log.offset_for_timestamp(ts).map_err(|e| storage_code(&e))?;
+                                if let Some(t) =
+                                    found.filter(|t| t.offset < partition.high_watermark())
+                                {
                                     out.offset = t.offset;
                                     out.timestamp = t.timestamp;
                                     out.leader_epoch = t.leader_epoch;
@@ -565,7 +620,11 @@ const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 const RESOURCE_BROKER_LOGGER: i8 = 8;
 
-fn describe_configs(broker: &Arc<Broker>, r: DescribeConfigsRequest, _v: i16) -> DescribeConfigsResponse {
+fn describe_configs(
+    broker: &Arc<Broker>,
+    r: DescribeConfigsRequest,
+    _v: i16,
+) -> DescribeConfigsResponse {
     let image = broker.image();
     let results = r
         .resources
@@ -644,7 +703,7 @@ fn alter_configs(broker: &Arc<Broker>, r: AlterConfigsRequest) -> AlterConfigsRe
         .resources
         .into_iter()
         .map(|res| {
-            let mut out = AlterConfigsResourceResponse::default()
+            let mut out = alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(res.resource_type)
                 .with_resource_name(res.resource_name.clone());
             let result = match res.resource_type {
@@ -677,7 +736,8 @@ fn alter_configs(broker: &Arc<Broker>, r: AlterConfigsRequest) -> AlterConfigsRe
 fn unsupported_dynamic_broker_config() -> (i16, String) {
     (
         code(ResponseError::InvalidRequest),
-        "Dynamic broker configs are not supported yet: set broker properties in server.properties".into(),
+        "Dynamic broker configs are not supported yet: set broker properties in server.properties"
+            .into(),
     )
 }
 
@@ -689,9 +749,10 @@ fn incremental_alter_configs(
         .resources
         .into_iter()
         .map(|res| {
-            let mut out = AlterConfigsResourceResponse::default()
-                .with_resource_type(res.resource_type)
-                .with_resource_name(res.resource_name.clone());
+            let mut out =
+                incremental_alter_configs_response::AlterConfigsResourceResponse::default()
+                    .with_resource_type(res.resource_type)
+                    .with_resource_name(res.resource_name.clone());
             let result = match res.resource_type {
                 RESOURCE_TOPIC => {
                     let topic = res.resource_name.to_string();
@@ -725,7 +786,9 @@ fn incremental_alter_configs(
                     ops.and_then(|ops| {
                         broker
                             .commit(|image| {
-                                let recs = controller::alter_topic_configs_incremental(image, &topic, &ops)?;
+                                let recs = controller::alter_topic_configs_incremental(
+                                    image, &topic, &ops,
+                                )?;
                                 Ok((if r.validate_only { vec![] } else { recs }, ()))
                             })
                             .map_err(|e| commit_error(&e))
@@ -743,7 +806,11 @@ fn incremental_alter_configs(
     IncrementalAlterConfigsResponse::default().with_responses(responses)
 }
 
-fn create_topics(broker: &Arc<Broker>, r: CreateTopicsRequest, version: i16) -> CreateTopicsResponse {
+fn create_topics(
+    broker: &Arc<Broker>,
+    r: CreateTopicsRequest,
+    version: i16,
+) -> CreateTopicsResponse {
     let mut seen: BTreeMap<String, usize> = BTreeMap::new();
     for t in &r.topics {
         *seen.entry(t.name.to_string()).or_default() += 1;
@@ -760,7 +827,9 @@ fn create_topics(broker: &Arc<Broker>, r: CreateTopicsRequest, version: i16) -> 
                 .with_replication_factor(-1);
             if seen.get(&name).copied().unwrap_or(0) > 1 {
                 out.error_code = code(ResponseError::InvalidRequest);
-                out.error_message = Some(s(format!("Create topics request from client contains a duplicate topic: {name}")));
+                out.error_message = Some(s(format!(
+                    "Create topics request from client contains a duplicate topic: {name}"
+                )));
                 return out;
             }
             let req = NewTopic {
@@ -770,7 +839,12 @@ fn create_topics(broker: &Arc<Broker>, r: CreateTopicsRequest, version: i16) -> 
                 assignments: t
                     .assignments
                     .iter()
-                    .map(|a| (a.partition_index, a.broker_ids.iter().map(|b| b.0).collect()))
+                    .map(|a| {
+                        (
+                            a.partition_index,
+                            a.broker_ids.iter().map(|b| b.0).collect(),
+                        )
+                    })
                     .collect(),
                 configs: t
                     .configs
@@ -780,8 +854,19 @@ fn create_topics(broker: &Arc<Broker>, r: CreateTopicsRequest, version: i16) -> 
             };
             let result = broker.commit(|image| {
                 let created = controller::create_topic(image, defaults, &req)?;
-                let info = (created.topic_id, created.num_partitions, created.replication_factor);
-                Ok((if r.validate_only { vec![] } else { created.records }, info))
+                let info = (
+                    created.topic_id,
+                    created.num_partitions,
+                    created.replication_factor,
+                );
+                Ok((
+                    if r.validate_only {
+                        vec![]
+                    } else {
+                        created.records
+                    },
+                    info,
+                ))
             });
             match result {
                 Ok((id, partitions, rf)) => {
@@ -795,7 +880,9 @@ fn create_topics(broker: &Arc<Broker>, r: CreateTopicsRequest, version: i16) -> 
                             // Show the configs the topic would get.
                             for (k, v) in &req.configs {
                                 view.apply(&brook_metadata::MetadataRecord::Config {
-                                    resource: brook_metadata::record::ConfigResource::Topic(name.clone()),
+                                    resource: brook_metadata::record::ConfigResource::Topic(
+                                        name.clone(),
+                                    ),
                                     name: k.clone(),
                                     value: v.clone(),
                                 });
@@ -831,14 +918,21 @@ fn create_topics(broker: &Arc<Broker>, r: CreateTopicsRequest, version: i16) -> 
     CreateTopicsResponse::default().with_topics(topics)
 }
 
-fn delete_topics(broker: &Arc<Broker>, r: DeleteTopicsRequest, version: i16) -> DeleteTopicsResponse {
+fn delete_topics(
+    broker: &Arc<Broker>,
+    r: DeleteTopicsRequest,
+    version: i16,
+) -> DeleteTopicsResponse {
     let requested: Vec<(Option<String>, Uuid)> = if version >= 6 {
         r.topics
             .iter()
             .map(|t| (t.name.as_ref().map(|n| n.to_string()), t.topic_id))
             .collect()
     } else {
-        r.topic_names.iter().map(|n| (Some(n.to_string()), Uuid::nil())).collect()
+        r.topic_names
+            .iter()
+            .map(|n| (Some(n.to_string()), Uuid::nil()))
+            .collect()
     };
     let responses = requested
         .into_iter()
@@ -852,8 +946,14 @@ fn delete_topics(broker: &Arc<Broker>, r: DeleteTopicsRequest, version: i16) -> 
             }
             let image = broker.image();
             let target = match (&name, id.is_nil()) {
-                (Some(n), _) => image.topic(n).map(|t| t.topic_id).ok_or(ResponseError::UnknownTopicOrPartition),
-                (None, false) => image.topic_by_id(&id).map(|t| t.topic_id).ok_or(ResponseError::UnknownTopicId),
+                (Some(n), _) => image
+                    .topic(n)
+                    .map(|t| t.topic_id)
+                    .ok_or(ResponseError::UnknownTopicOrPartition),
+                (None, false) => image
+                    .topic_by_id(&id)
+                    .map(|t| t.topic_id)
+                    .ok_or(ResponseError::UnknownTopicId),
                 (None, true) => Err(ResponseError::InvalidRequest),
             };
             match target {
@@ -861,7 +961,9 @@ fn delete_topics(broker: &Arc<Broker>, r: DeleteTopicsRequest, version: i16) -> 
                     let topic_name = image.topic_by_id(&topic_id).map(|t| t.name.clone());
                     out.topic_id = topic_id;
                     out.name = topic_name.clone().map(tn);
-                    if let Err(e) = broker.commit(|image| Ok((controller::delete_topic(image, topic_id)?, ()))) {
+                    if let Err(e) =
+                        broker.commit(|image| Ok((controller::delete_topic(image, topic_id)?, ())))
+                    {
                         let (c, msg) = commit_error(&e);
                         out.error_code = c;
                         out.error_message = Some(s(msg));
@@ -884,12 +986,14 @@ fn create_partitions(broker: &Arc<Broker>, r: CreatePartitionsRequest) -> Create
         .map(|t| {
             let name = t.name.to_string();
             let mut out = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            let assignments: Option<Vec<Vec<i32>>> = t
-                .assignments
-                .as_ref()
-                .map(|a| a.iter().map(|x| x.broker_ids.iter().map(|b| b.0).collect()).collect());
+            let assignments: Option<Vec<Vec<i32>>> = t.assignments.as_ref().map(|a| {
+                a.iter()
+                    .map(|x| x.broker_ids.iter().map(|b| b.0).collect())
+                    .collect()
+            });
             let result = broker.commit(|image| {
-                let recs = controller::create_partitions(image, &name, t.count, assignments.as_deref())?;
+                let recs =
+                    controller::create_partitions(image, &name, t.count, assignments.as_deref())?;
                 Ok((if r.validate_only { vec![] } else { recs }, ()))
             });
             if let Err(e) = result {
@@ -926,7 +1030,8 @@ fn delete_records(broker: &Arc<Broker>, r: DeleteRecordsRequest) -> DeleteRecord
                             return Err(ResponseError::OffsetOutOfRange);
                         }
                         let mut log = partition.log();
-                        log.delete_records_before(offset).map_err(|e| storage_code(&e))
+                        log.delete_records_before(offset)
+                            .map_err(|e| storage_code(&e))
                     })();
                     match result {
                         Ok(low) => out.low_watermark = low,
@@ -948,8 +1053,7 @@ fn init_producer_id(broker: &Arc<Broker>, r: InitProducerIdRequest) -> InitProdu
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
     if r.transactional_id.is_some() {
-        return out
-            .with_error_code(code(ResponseError::TransactionalIdAuthorizationFailed));
+        return out.with_error_code(code(ResponseError::TransactionalIdAuthorizationFailed));
     }
     // KIP-360: an idempotent producer may ask to bump its own epoch after a fatal sequence error.
     if r.producer_id.0 >= 0 && r.producer_epoch >= 0 && r.producer_epoch < i16::MAX - 1 {
@@ -999,7 +1103,11 @@ fn describe_topic_partitions(
         Some(c) => (Some(c.topic_name.to_string()), c.partition_index),
         None => (None, 0),
     };
-    let mut budget = if r.response_partition_limit <= 0 { 2000 } else { r.response_partition_limit as usize };
+    let mut budget = if r.response_partition_limit <= 0 {
+        2000
+    } else {
+        r.response_partition_limit as usize
+    };
     let mut topics = Vec::new();
     let mut next_cursor = None;
     for name in names {
@@ -1017,14 +1125,26 @@ fn describe_topic_partitions(
             continue;
         };
         if budget == 0 {
-            next_cursor = Some(Cursor::default().with_topic_name(tn(name)).with_partition_index(0));
+            next_cursor = Some(
+                Cursor::default()
+                    .with_topic_name(tn(name))
+                    .with_partition_index(0),
+            );
             break;
         }
-        let start = if cursor_topic.as_deref() == Some(name.as_str()) { cursor_partition } else { 0 };
+        let start = if cursor_topic.as_deref() == Some(name.as_str()) {
+            cursor_partition
+        } else {
+            0
+        };
         let mut partitions = Vec::new();
         for p in t.partitions.values().filter(|p| p.partition >= start) {
             if budget == 0 {
-                next_cursor = Some(Cursor::default().with_topic_name(tn(name.clone())).with_partition_index(p.partition));
+                next_cursor = Some(
+                    Cursor::default()
+                        .with_topic_name(tn(name.clone()))
+                        .with_partition_index(p.partition),
+                );
                 break;
             }
             budget -= 1;

@@ -34,11 +34,17 @@ impl BoundServer {
     /// advertised address resolved to the bound port.
     pub async fn bind(config: BrokerConfig) -> Result<BoundServer, BindError> {
         let l = config.client_listener().clone();
-        let host = if l.host.is_empty() { "0.0.0.0".to_string() } else { l.host.clone() };
+        let host = if l.host.is_empty() {
+            "0.0.0.0".to_string()
+        } else {
+            l.host.clone()
+        };
         let listener = TcpListener::bind((host.as_str(), l.port))
             .await
             .map_err(|e| BindError::Bind(format!("{}://{}:{}", l.name, l.host, l.port), e))?;
-        let bound = listener.local_addr().map_err(|e| BindError::Bind(l.host.clone(), e))?;
+        let bound = listener
+            .local_addr()
+            .map_err(|e| BindError::Bind(l.host.clone(), e))?;
         let mut advertised = config
             .advertised_listeners
             .iter()
@@ -81,7 +87,9 @@ pub enum BindError {
 /// request, and closes every log cleanly.
 pub async fn run(server: BoundServer, shutdown: impl Future<Output = ()>) {
     let BoundServer { broker, listener } = server;
-    let limit = Arc::new(Semaphore::new(broker.config.max_connections.min(Semaphore::MAX_PERMITS)));
+    let limit = Arc::new(Semaphore::new(
+        broker.config.max_connections.min(Semaphore::MAX_PERMITS),
+    ));
     let (stop_tx, stop_rx) = watch::channel(false);
 
     let maintenance = {
@@ -192,7 +200,10 @@ async fn serve_connection(
             }) => {
                 // KIP-511: answer with a v0 error response listing what we support, so the client
                 // can pick a version.
-                let body = ResponseKind::ApiVersions(handlers::api_versions(ResponseError::UnsupportedVersion, true));
+                let body = ResponseKind::ApiVersions(handlers::api_versions(
+                    ResponseError::UnsupportedVersion,
+                    true,
+                ));
                 let bytes = encode_response(ApiKey::ApiVersions, 0, correlation_id, &body)
                     .map_err(|e| ConnError::Encode(e.to_string()))?;
                 socket.write_all(&bytes).await?;

@@ -204,7 +204,11 @@ impl Broker {
 
     /// The effective topic configs: Kafka's default, overridden by the broker's synonym property,
     /// overridden by the topic's own dynamic config.
-    pub fn effective_topic_config(&self, image: &MetadataImage, topic: &str) -> BTreeMap<String, String> {
+    pub fn effective_topic_config(
+        &self,
+        image: &MetadataImage,
+        topic: &str,
+    ) -> BTreeMap<String, String> {
         let mut out: BTreeMap<String, String> = TOPIC_CONFIGS
             .iter()
             .map(|d| (d.name.to_string(), d.default.to_string()))
@@ -360,7 +364,9 @@ pub enum CommitError {
 }
 
 fn parse_i64(c: &BTreeMap<String, String>, k: &str, default: i64) -> i64 {
-    c.get(k).and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+    c.get(k)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(default)
 }
 
 /// Translates effective topic configs (Kafka names) into the storage layer's typed config.
@@ -375,7 +381,11 @@ pub fn log_config_from(c: &BTreeMap<String, String>) -> LogConfig {
         retention_bytes: parse_i64(c, "retention.bytes", d.retention_bytes),
         cleanup_policy_delete: policy.split(',').any(|p| p.trim() == "delete"),
         cleanup_policy_compact: policy.split(',').any(|p| p.trim() == "compact"),
-        flush_interval_messages: if flush_messages <= 0 { 1 } else { flush_messages as u64 },
+        flush_interval_messages: if flush_messages <= 0 {
+            1
+        } else {
+            flush_messages as u64
+        },
         flush_interval_ms: parse_i64(c, "flush.ms", d.flush_interval_ms),
         index_interval_bytes: parse_i64(c, "index.interval.bytes", d.index_interval_bytes as i64)
             .clamp(0, u32::MAX as i64) as u32,
@@ -396,7 +406,12 @@ fn meta_properties(config: &BrokerConfig) -> Result<String, StartError> {
     if let Ok(text) = std::fs::read_to_string(&path) {
         let props = crate::config::parse_properties(&text, &path.display().to_string())
             .map_err(|e| StartError::MetaProperties(e.to_string()))?;
-        let get = |k: &str| props.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
+        let get = |k: &str| {
+            props
+                .iter()
+                .find(|(key, _)| key == k)
+                .map(|(_, v)| v.clone())
+        };
         let node: Option<i32> = get("node.id").and_then(|v| v.parse().ok());
         if node != Some(config.node_id) {
             return Err(StartError::MetaProperties(format!(

@@ -1,1 +1,110 @@
-fn main() {}
+//! The `brook` binary: `brook broker` runs a broker; Kafka's command-line tools follow as further
+//! subcommands. This crate only parses command lines and wires crates together; it owns no
+//! protocol, storage or broker logic.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use brook_broker::{BoundServer, BrokerConfig};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "brook",
+    version,
+    about = "Brook: Apache Kafka, rebuilt in Rust"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a broker (as kafka-server-start.sh does). With no arguments: node 1 on
+    /// PLAINTEXT://localhost:9092, data in ./brook-data, topics auto-created.
+    Broker {
+        /// A server.properties file with Kafka's property names.
+        properties: Option<PathBuf>,
+        /// Override one property: --override key=value (repeatable).
+        #[arg(long = "override", value_name = "KEY=VALUE")]
+        overrides: Vec<String>,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Broker {
+            properties,
+            overrides,
+        } => run_broker(properties, overrides),
+    }
+}
+
+fn run_broker(properties: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BROOK_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let config = match BrokerConfig::load(properties.as_deref(), &overrides) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("brook: configuration error: {e}");
+            std::process::exit(2);
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the Tokio runtime")?;
+    runtime.block_on(async move {
+        let server = match BoundServer::bind(config).await {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("brook: cannot start: {e}");
+                std::process::exit(1);
+            }
+        };
+        let a = server.advertised().clone();
+        let bound = server.local_addr()?;
+        // Tests and scripts wait for this line; keep its wording.
+        println!(
+            "[brook] node.id={} listening on {}://{}:{} (bound {bound}), data in {}",
+            server.broker.config.node_id,
+            a.name,
+            a.host,
+            a.port,
+            server.broker.config.log_dir.display()
+        );
+        brook_broker::run(server, shutdown_signal()).await;
+        println!("[brook] stopped");
+        anyhow::Ok(())
+    })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(t) => t,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}

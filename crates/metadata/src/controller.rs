@@ -184,7 +184,9 @@ pub fn create_topic(
     }
     for (name, value) in &req.configs {
         let value = value.as_deref().ok_or_else(|| {
-            ControllerError::InvalidConfig(format!("Null value not supported for topic configs: {name}"))
+            ControllerError::InvalidConfig(format!(
+                "Null value not supported for topic configs: {name}"
+            ))
         })?;
         validate_topic_config(name, value)?;
     }
@@ -267,7 +269,10 @@ pub fn create_topic(
 }
 
 /// Validates a topic deletion and returns its record.
-pub fn delete_topic(image: &MetadataImage, topic_id: Uuid) -> Result<Vec<MetadataRecord>, ControllerError> {
+pub fn delete_topic(
+    image: &MetadataImage,
+    topic_id: Uuid,
+) -> Result<Vec<MetadataRecord>, ControllerError> {
     if image.topic_by_id(&topic_id).is_none() {
         return Err(ControllerError::UnknownTopicId);
     }
@@ -597,11 +602,17 @@ mod tests {
         let c = image.topic_configs("t").unwrap();
         assert_eq!(c["retention.ms"], "1000");
         assert_eq!(c["cleanup.policy"], "delete,compact");
-        let recs =
-            alter_topic_configs_incremental(&image, "t", &[("retention.ms".into(), ConfigOp::Delete)])
-                .unwrap();
+        let recs = alter_topic_configs_incremental(
+            &image,
+            "t",
+            &[("retention.ms".into(), ConfigOp::Delete)],
+        )
+        .unwrap();
         apply(&mut image, &recs);
-        assert!(!image.topic_configs("t").unwrap().contains_key("retention.ms"));
+        assert!(!image
+            .topic_configs("t")
+            .unwrap()
+            .contains_key("retention.ms"));
         assert!(alter_topic_configs_incremental(
             &image,
             "t",

@@ -222,7 +222,9 @@ mod tests {
             s.append(&[topic("a"), topic("b")]).unwrap();
         }
         let path = dir.path().join(FILE_NAME);
-        let text = fs::read_to_string(&path).unwrap().replacen("\"a\"", "\"x\"", 1);
+        let text = fs::read_to_string(&path)
+            .unwrap()
+            .replacen("\"a\"", "\"x\"", 1);
         fs::write(&path, text).unwrap();
         assert!(matches!(
             MetadataStore::open(dir.path()),

@@ -146,7 +146,10 @@ pub fn decode_response(
     let header = ResponseHeader::decode(&mut frame, header_version)?;
     let body = ResponseKind::decode(api_key, &mut frame, version)?;
     if frame.has_remaining() {
-        anyhow::bail!("{} trailing bytes after {api_key:?} response", frame.remaining());
+        anyhow::bail!(
+            "{} trailing bytes after {api_key:?} response",
+            frame.remaining()
+        );
     }
     Ok((header.correlation_id, body))
 }

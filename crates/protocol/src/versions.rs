@@ -63,7 +63,11 @@ mod tests {
     fn every_advertised_version_is_decodable_by_the_codec() {
         for r in SUPPORTED {
             let valid = r.key.valid_versions();
-            let min = if r.key == ApiKey::Produce { PRODUCE_MIN_ACCEPTED } else { r.min };
+            let min = if r.key == ApiKey::Produce {
+                PRODUCE_MIN_ACCEPTED
+            } else {
+                r.min
+            };
             assert!(
                 valid.min <= min && r.max <= valid.max,
                 "{:?} advertises {}..={} but the codec knows {}..={}",

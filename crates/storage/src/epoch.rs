@@ -76,6 +76,7 @@ impl LeaderEpochCache {
         write_atomically(&self.path, text.as_bytes())
     }
 
+    #[cfg(test)]
     pub fn entries(&self) -> &[EpochEntry] {
         &self.entries
     }
@@ -206,7 +207,13 @@ mod tests {
         let text = std::fs::read_to_string(dir.path().join(CHECKPOINT_FILE)).unwrap();
         assert_eq!(text, "0\n2\n1 0\n3 10\n");
         c.truncate_from_start(12).unwrap();
-        assert_eq!(c.entries(), &[EpochEntry { epoch: 3, start_offset: 12 }]);
+        assert_eq!(
+            c.entries(),
+            &[EpochEntry {
+                epoch: 3,
+                start_offset: 12
+            }]
+        );
         let (back, broken) = LeaderEpochCache::load(dir.path()).unwrap();
         assert!(!broken);
         assert_eq!(back.entries(), c.entries());

@@ -11,7 +11,7 @@ pub enum StorageError {
     Io(#[from] std::io::Error),
     /// A batch is cut short or its CRC does not match (CORRUPT_MESSAGE).
     #[error("corrupt record batch: {0}")]
-    Corrupt(BatchError),
+    CorruptBatch(BatchError),
     /// A batch is well formed but not acceptable (INVALID_RECORD).
     #[error("invalid record: {0}")]
     InvalidRecord(String),
@@ -48,6 +48,9 @@ pub enum StorageError {
     /// first; Kafka's UnexpectedAppendOffsetException, internal to replication).
     #[error("unexpected append offset {first_offset}: log end offset is {log_end}")]
     UnexpectedAppendOffset { first_offset: i64, log_end: i64 },
+    /// A stored batch could not be decoded or decompressed (CORRUPT_MESSAGE).
+    #[error("stored record batch cannot be decoded: {0}")]
+    Undecodable(String),
     /// Files on disk are inconsistent beyond what recovery repairs (KAFKA_STORAGE_ERROR).
     #[error("log directory is inconsistent: {0}")]
     Inconsistent(String),
@@ -59,7 +62,7 @@ impl From<BatchError> for StorageError {
             BatchError::UnsupportedMagic(m) => StorageError::UnsupportedMagic(m),
             BatchError::Invalid(why) => StorageError::InvalidRecord(why.to_string()),
             e @ (BatchError::Truncated { .. } | BatchError::CrcMismatch { .. }) => {
-                StorageError::Corrupt(e)
+                StorageError::CorruptBatch(e)
             }
         }
     }

@@ -190,18 +190,6 @@ impl ProducerState {
             .retain(|_, e| e.batches.is_empty() || e.last_offset() >= log_start_offset);
     }
 
-    /// Forgets batches at or above `offset` (log truncated to it).
-    pub fn truncate_from(&mut self, offset: i64) {
-        for e in self.producers.values_mut() {
-            e.batches.retain(|b| b.last_offset < offset);
-        }
-        self.producers.retain(|_, e| !e.batches.is_empty());
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.producers.is_empty()
-    }
-
     /// Writes `<offset>.snapshot` in `dir` and removes all but the two newest snapshots.
     pub fn write_snapshot(&self, dir: &Path, offset: i64) -> io::Result<()> {
         let mut producers: Vec<ProducerEntry> = self.producers.values().cloned().collect();
@@ -263,11 +251,17 @@ mod tests {
         let first = header(7, 0, 0, 3, 0);
         assert_eq!(s.check(&first).unwrap(), SeqCheck::Ok);
         s.update(&first);
-        assert!(matches!(s.check(&first).unwrap(), SeqCheck::Duplicate(m) if m.first_offset == 0 && m.last_offset == 2));
+        assert!(
+            matches!(s.check(&first).unwrap(), SeqCheck::Duplicate(m) if m.first_offset == 0 && m.last_offset == 2)
+        );
         assert_eq!(s.check(&header(7, 0, 3, 1, 3)).unwrap(), SeqCheck::Ok);
         assert!(matches!(
             s.check(&header(7, 0, 5, 1, 3)),
-            Err(StorageError::OutOfOrderSequence { expected: 3, got: 5, .. })
+            Err(StorageError::OutOfOrderSequence {
+                expected: 3,
+                got: 5,
+                ..
+            })
         ));
         assert!(matches!(
             s.check(&header(7, 1, 4, 1, 3)),
@@ -277,7 +271,11 @@ mod tests {
         s.update(&header(7, 1, 0, 1, 3));
         assert!(matches!(
             s.check(&header(7, 0, 4, 1, 4)),
-            Err(StorageError::InvalidProducerEpoch { current: 1, got: 0, .. })
+            Err(StorageError::InvalidProducerEpoch {
+                current: 1,
+                got: 0,
+                ..
+            })
         ));
         // Unknown producers may start anywhere.
         assert_eq!(s.check(&header(8, 0, 42, 1, 5)).unwrap(), SeqCheck::Ok);
@@ -296,8 +294,14 @@ mod tests {
         for i in 0..6 {
             s.update(&header(1, 0, i, 1, i as i64));
         }
-        assert!(matches!(s.check(&header(1, 0, 5, 1, 9)).unwrap(), SeqCheck::Duplicate(_)));
-        assert!(matches!(s.check(&header(1, 0, 1, 1, 9)).unwrap(), SeqCheck::Duplicate(_)));
+        assert!(matches!(
+            s.check(&header(1, 0, 5, 1, 9)).unwrap(),
+            SeqCheck::Duplicate(_)
+        ));
+        assert!(matches!(
+            s.check(&header(1, 0, 1, 1, 9)).unwrap(),
+            SeqCheck::Duplicate(_)
+        ));
         assert!(s.check(&header(1, 0, 0, 1, 9)).is_err());
     }
 

@@ -164,11 +164,9 @@ impl Segment {
     /// Trusted open: sanity-checks the indexes and scans the headers after the last index entry.
     /// `Ok(false)` when the indexes do not look right.
     fn load_from_indexes(&mut self) -> Result<bool, StorageError> {
-        let max_rel = self.size as i64; // any relative offset must be below the byte count
         if !self.offset_index.is_sane(self.size) || !self.time_index.is_sane(i64::MAX) {
             return Ok(false);
         }
-        let _ = max_rel;
         let mut pos = 0u64;
         if let Some(last) = self.offset_index.entries.last().copied() {
             match self.header_at(last.pos as u64)? {
@@ -183,7 +181,7 @@ impl Segment {
         }
         self.bytes_since_index = 0;
         while let Some(h) = self.header_at(pos)? {
-            if h.base_offset < self.next_offset && pos > 0 {
+            if h.base_offset < self.next_offset {
                 return Ok(false);
             }
             self.note_batch(&h);
@@ -287,7 +285,8 @@ impl Segment {
             )));
         }
         buf.resize(h.size(), 0);
-        self.log.read_exact_at(&mut buf[HEADER_SIZE..], pos + HEADER_SIZE as u64)?;
+        self.log
+            .read_exact_at(&mut buf[HEADER_SIZE..], pos + HEADER_SIZE as u64)?;
         Ok(check_stored(buf).map_err(|e| e.to_string()))
     }
 
@@ -298,16 +297,16 @@ impl Segment {
         }
         let remaining = self.size - pos;
         if remaining < HEADER_SIZE as u64 {
-            return Err(StorageError::Corrupt(BatchError::Truncated {
+            return Err(StorageError::CorruptBatch(BatchError::Truncated {
                 needed: HEADER_SIZE,
                 available: remaining as usize,
             }));
         }
         let mut buf = [0u8; HEADER_SIZE];
         self.log.read_exact_at(&mut buf, pos)?;
-        let h = BatchHeader::parse(&buf).map_err(StorageError::Corrupt)?;
+        let h = BatchHeader::parse(&buf).map_err(StorageError::CorruptBatch)?;
         if h.size() as u64 > remaining {
-            return Err(StorageError::Corrupt(BatchError::Truncated {
+            return Err(StorageError::CorruptBatch(BatchError::Truncated {
                 needed: h.size(),
                 available: remaining as usize,
             }));
