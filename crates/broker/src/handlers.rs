@@ -1052,8 +1052,14 @@ fn init_producer_id(broker: &Arc<Broker>, r: InitProducerIdRequest) -> InitProdu
     let out = InitProducerIdResponse::default()
         .with_producer_id(ProducerId(-1))
         .with_producer_epoch(-1);
-    if r.transactional_id.is_some() {
-        return out.with_error_code(code(ResponseError::TransactionalIdAuthorizationFailed));
+    match r.transactional_id.as_ref().map(|t| t.0.as_str()) {
+        Some("") => return out.with_error_code(code(ResponseError::InvalidRequest)),
+        Some(_) => {
+            // Transactions (a transaction coordinator) are not built yet; refuse clearly rather
+            // than hand out an id whose transactions would never commit.
+            return out.with_error_code(code(ResponseError::TransactionalIdAuthorizationFailed));
+        }
+        None => {}
     }
     // KIP-360: an idempotent producer may ask to bump its own epoch after a fatal sequence error.
     if r.producer_id.0 >= 0 && r.producer_epoch >= 0 && r.producer_epoch < i16::MAX - 1 {

@@ -274,6 +274,7 @@ async fn idempotent_retry_gets_the_original_offset_and_a_gap_is_refused() {
             4,
             RequestKind::InitProducerId(
                 InitProducerIdRequest::default()
+                    .with_transactional_id(None)
                     .with_producer_id(ProducerId(-1))
                     .with_producer_epoch(-1)
                     .with_transaction_timeout_ms(60000),
