@@ -5,7 +5,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use brook_coordinator::GroupConfig;
 use brook_metadata::topic_config::TOPIC_CONFIGS;
+
+use crate::groups::CoordinatorSettings;
 
 /// Why a configuration cannot be used.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -55,6 +58,9 @@ const BROKER_PROPERTIES: &[(&str, Kind)] = &[
     ("default.replication.factor", Kind::Int),
     ("delete.topic.enable", Kind::Bool),
     ("group.initial.rebalance.delay.ms", Kind::Int),
+    ("group.max.session.timeout.ms", Kind::Int),
+    ("group.max.size", Kind::Int),
+    ("group.min.session.timeout.ms", Kind::Int),
     ("inter.broker.listener.name", Kind::Str),
     ("listener.security.protocol.map", Kind::List),
     ("listeners", Kind::List),
@@ -92,9 +98,12 @@ const BROKER_PROPERTIES: &[(&str, Kind)] = &[
     ("num.network.threads", Kind::Int),
     ("num.partitions", Kind::Int),
     ("num.recovery.threads.per.data.dir", Kind::Int),
+    ("offset.metadata.max.bytes", Kind::Int),
+    ("offsets.retention.check.interval.ms", Kind::Long),
     ("offsets.retention.minutes", Kind::Int),
     ("offsets.topic.num.partitions", Kind::Int),
     ("offsets.topic.replication.factor", Kind::Int),
+    ("offsets.topic.segment.bytes", Kind::Int),
     ("process.roles", Kind::List),
     ("replica.lag.time.max.ms", Kind::Long),
     ("share.coordinator.state.topic.min.isr", Kind::Int),
@@ -160,6 +169,8 @@ pub struct BrokerConfig {
     pub max_connections: usize,
     pub log_retention_check_interval_ms: u64,
     pub rack: Option<String>,
+    /// Group coordinator settings (group.* and offsets.* properties).
+    pub coordinator: CoordinatorSettings,
     /// Every property as given (after defaults), for DescribeConfigs on the broker.
     pub properties: BTreeMap<String, String>,
     /// Broker-level defaults for topic configs, by topic config name, from their broker synonyms.
@@ -396,6 +407,47 @@ impl BrokerConfig {
             ));
         }
 
+        let positive = |name: &str, default: i64| -> Result<i64, ConfigError> {
+            let v = int(name, default);
+            if v < 1 {
+                return Err(invalid(name, "must be at least 1"));
+            }
+            Ok(v)
+        };
+        let min_session = positive("group.min.session.timeout.ms", 6_000)?;
+        let max_session = positive("group.max.session.timeout.ms", 1_800_000)?;
+        if min_session > max_session {
+            return Err(invalid(
+                "group.min.session.timeout.ms",
+                "must not exceed group.max.session.timeout.ms",
+            ));
+        }
+        let initial_delay = int("group.initial.rebalance.delay.ms", 3_000);
+        if initial_delay < 0 {
+            return Err(invalid(
+                "group.initial.rebalance.delay.ms",
+                "must not be negative",
+            ));
+        }
+        let coordinator = CoordinatorSettings {
+            group: GroupConfig {
+                min_session_timeout_ms: min_session as i32,
+                max_session_timeout_ms: max_session as i32,
+                initial_rebalance_delay_ms: initial_delay,
+                max_size: positive("group.max.size", i32::MAX as i64)? as usize,
+            },
+            offsets_partitions: positive("offsets.topic.num.partitions", 50)? as i32,
+            offsets_replication_factor: positive("offsets.topic.replication.factor", 3)?
+                .min(i16::MAX as i64) as i16,
+            offsets_segment_bytes: positive("offsets.topic.segment.bytes", 104_857_600)?,
+            offsets_retention_ms: positive("offsets.retention.minutes", 10_080)? * 60_000,
+            offsets_retention_check_interval_ms: positive(
+                "offsets.retention.check.interval.ms",
+                600_000,
+            )?,
+            offset_metadata_max_bytes: int("offset.metadata.max.bytes", 4096).max(0) as usize,
+        };
+
         // Topic defaults from broker synonyms; retention and roll accept hours/minutes too.
         let mut topic_defaults = BTreeMap::new();
         for def in TOPIC_CONFIGS {
@@ -439,6 +491,7 @@ impl BrokerConfig {
             max_connections: max_connections as usize,
             log_retention_check_interval_ms: check_interval as u64,
             rack: get("broker.rack"),
+            coordinator,
             properties: map,
             topic_defaults,
         })

@@ -1,5 +1,6 @@
 //! Every internal error mapped to a Kafka error code, in one place.
 
+use brook_coordinator::GroupError;
 use brook_metadata::controller::ControllerError;
 use brook_protocol::batch::BatchError;
 use brook_protocol::ResponseError;
@@ -46,5 +47,23 @@ pub fn controller_code(e: &ControllerError) -> ResponseError {
         ControllerError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
         ControllerError::UnknownTopicId => ResponseError::UnknownTopicId,
         ControllerError::InvalidRequest(_) => ResponseError::InvalidRequest,
+    }
+}
+
+/// The Kafka error code for a group coordinator refusal.
+pub fn group_code(e: GroupError) -> ResponseError {
+    match e {
+        GroupError::InvalidGroupId => ResponseError::InvalidGroupId,
+        GroupError::InvalidSessionTimeout => ResponseError::InvalidSessionTimeout,
+        GroupError::InconsistentGroupProtocol => ResponseError::InconsistentGroupProtocol,
+        GroupError::UnknownMemberId => ResponseError::UnknownMemberId,
+        GroupError::MemberIdRequired => ResponseError::MemberIdRequired,
+        GroupError::IllegalGeneration => ResponseError::IllegalGeneration,
+        GroupError::RebalanceInProgress => ResponseError::RebalanceInProgress,
+        GroupError::FencedInstanceId => ResponseError::FencedInstanceId,
+        GroupError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
+        GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
+        GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
+        GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
     }
 }

@@ -81,8 +81,19 @@ fn is_internal(topic: &str) -> bool {
 }
 
 /// Dispatches a request. `None` means no response is sent (Produce with acks=0).
-pub async fn handle(broker: &Arc<Broker>, req: Request) -> Option<ResponseKind> {
+pub async fn handle(
+    broker: &Arc<Broker>,
+    req: Request,
+    peer: std::net::SocketAddr,
+) -> Option<ResponseKind> {
+    use crate::group_handlers as g;
     let v = req.version();
+    let client_id = req
+        .header
+        .client_id
+        .as_ref()
+        .map(|c| c.to_string())
+        .unwrap_or_default();
     Some(match req.body {
         RequestKind::ApiVersions(_) => {
             ResponseKind::ApiVersions(api_versions(ResponseError::UnsupportedVersion, false))
@@ -114,6 +125,27 @@ pub async fn handle(broker: &Arc<Broker>, req: Request) -> Option<ResponseKind> 
         RequestKind::OffsetForLeaderEpoch(r) => {
             ResponseKind::OffsetForLeaderEpoch(offset_for_leader_epoch(broker, r))
         }
+        RequestKind::FindCoordinator(r) => {
+            ResponseKind::FindCoordinator(g::find_coordinator(broker, r, v))
+        }
+        RequestKind::JoinGroup(r) => {
+            let caller = g::Caller {
+                client_id: &client_id,
+                client_host: format!("/{}", peer.ip()),
+            };
+            ResponseKind::JoinGroup(g::join_group(broker, r, v, caller).await)
+        }
+        RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(g::sync_group(broker, r).await),
+        RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(g::heartbeat(broker, r)),
+        RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(g::leave_group(broker, r, v)),
+        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(g::offset_commit(broker, r)),
+        RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(g::offset_fetch(broker, r, v)),
+        RequestKind::DescribeGroups(r) => {
+            ResponseKind::DescribeGroups(g::describe_groups(broker, r, v))
+        }
+        RequestKind::ListGroups(r) => ResponseKind::ListGroups(g::list_groups(broker, r)),
+        RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(g::delete_groups(broker, r)),
+        RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(g::offset_delete(broker, r)),
         other => {
             // The decoder only lets through keys in the version table, so this is a table entry
             // without a handler: a bug, answered by closing the connection.

@@ -111,6 +111,8 @@ pub async fn run(server: BoundServer, shutdown: impl Future<Output = ()>) {
         })
     };
 
+    let group_timers = crate::groups::spawn_timers(broker.clone(), stop_rx.clone());
+
     let accept = async {
         loop {
             let permit = match limit.clone().acquire_owned().await {
@@ -130,7 +132,7 @@ pub async fn run(server: BoundServer, shutdown: impl Future<Output = ()>) {
             let broker = broker.clone();
             let stop = stop_rx.clone();
             tokio::spawn(async move {
-                if let Err(e) = serve_connection(&broker, socket, stop).await {
+                if let Err(e) = serve_connection(&broker, socket, peer, stop).await {
                     tracing::debug!(%peer, error = %e, "connection closed");
                 }
                 drop(permit);
@@ -145,6 +147,7 @@ pub async fn run(server: BoundServer, shutdown: impl Future<Output = ()>) {
     let _ = stop_tx.send(true);
     limit.close();
     let _ = maintenance.await;
+    let _ = group_timers.await;
     // Give in-flight requests a moment to finish before the logs are closed under them.
     let all = broker.config.max_connections.min(Semaphore::MAX_PERMITS) as u32;
     let _ = tokio::time::timeout(Duration::from_secs(5), async {
@@ -173,6 +176,7 @@ enum ConnError {
 async fn serve_connection(
     broker: &Arc<Broker>,
     mut socket: TcpStream,
+    peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), ConnError> {
     let max = broker.config.socket_request_max_bytes;
@@ -217,7 +221,7 @@ async fn serve_connection(
         let api_key = request.api_key;
         let version = request.version();
         let correlation_id = request.correlation_id();
-        let Some(response) = handlers::handle(broker, request).await else {
+        let Some(response) = handlers::handle(broker, request, peer).await else {
             continue;
         };
         let bytes = encode_response(api_key, version, correlation_id, &response)

@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::config::{BrokerConfig, Listener};
+use crate::groups::GroupService;
 
 /// Wall-clock time in milliseconds since the epoch, Kafka's timestamp unit.
 pub fn now_ms() -> i64 {
@@ -88,6 +89,8 @@ pub struct Broker {
     partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
     /// Woken on every append, so long-polling fetches re-check their partitions.
     pub data_arrived: Notify,
+    /// The group coordinator (consumer groups and committed offsets).
+    pub groups: GroupService,
 }
 
 fn partition_dir(root: &Path, topic: &str, p: i32) -> PathBuf {
@@ -112,6 +115,7 @@ impl Broker {
             image: RwLock::new(Arc::new(MetadataImage::default())),
             partitions: RwLock::new(HashMap::new()),
             data_arrived: Notify::new(),
+            groups: GroupService::new(config.coordinator),
             config,
         });
         let registration = MetadataRecord::RegisterBroker {
@@ -139,6 +143,17 @@ impl Broker {
         }
         *broker.image.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(image);
         broker.sync_partitions()?;
+        // Committed offsets must be readable as soon as clients connect.
+        if broker
+            .image()
+            .topic(crate::groups::CONSUMER_OFFSETS)
+            .is_some()
+        {
+            broker
+                .groups
+                .ensure_loaded(&broker)
+                .map_err(|e| StartError::MetaProperties(e.to_string()))?;
+        }
         Ok(broker)
     }
 

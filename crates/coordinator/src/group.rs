@@ -100,6 +100,22 @@ pub struct JoinRequest {
     pub require_known_member_id: bool,
 }
 
+/// A SyncGroup request.
+#[derive(Debug, Clone, Default)]
+pub struct SyncRequest {
+    pub group_id: String,
+    pub generation_id: i32,
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    pub protocol_type: Option<String>,
+    pub protocol_name: Option<String>,
+    /// The leader's assignment per member id (empty from followers).
+    pub assignments: Vec<(String, Bytes)>,
+}
+
+/// LeaveGroup's outcome: a group-level error, or one result per member.
+pub type LeaveResult = Result<Vec<Result<(), GroupError>>, GroupError>;
+
 /// A member as the leader sees it in the JoinGroup response.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JoinedMember {
@@ -413,7 +429,8 @@ impl Group {
         }
         let delay_over = self.initial_delay_until.is_none_or(|t| now >= t);
         let deadline_passed = self.join_deadline.is_some_and(|t| now >= t);
-        if !(delay_over && self.all_joined()) && !deadline_passed {
+        let ready = delay_over && self.all_joined();
+        if !ready && !deadline_passed {
             return;
         }
         // Drop members that did not rejoin in time, and unused pending ids.
@@ -759,7 +776,7 @@ impl Groups {
                     return JoinOutcome::Wait { member_id };
                 }
                 GroupState::CompletingRebalance | GroupState::Stable
-                    if !changed && !(is_leader && group.state == GroupState::Stable) =>
+                    if !changed && (!is_leader || group.state != GroupState::Stable) =>
                 {
                     // Nothing changed: answer with the current generation (the leader also gets
                     // the member list while the group is completing, so it can resend the sync).
@@ -843,17 +860,19 @@ impl Groups {
         JoinOutcome::Wait { member_id }
     }
 
-    pub fn sync(
-        &mut self,
-        now: i64,
-        group_id: &str,
-        generation_id: i32,
-        member_id: &str,
-        group_instance_id: Option<&str>,
-        protocol_type: Option<&str>,
-        protocol_name: Option<&str>,
-        assignments: Vec<(String, Bytes)>,
-    ) -> (SyncOutcome, Vec<Event>) {
+    pub fn sync(&mut self, now: i64, req: SyncRequest) -> (SyncOutcome, Vec<Event>) {
+        let SyncRequest {
+            group_id,
+            generation_id,
+            member_id,
+            group_instance_id,
+            protocol_type,
+            protocol_name,
+            assignments,
+        } = req;
+        let (group_id, member_id) = (group_id.as_str(), member_id.as_str());
+        let group_instance_id = group_instance_id.as_deref();
+        let (protocol_type, protocol_name) = (protocol_type.as_deref(), protocol_name.as_deref());
         let mut events = Vec::new();
         let fail = |e| (SyncOutcome::Now(SyncResponse::error(e)), vec![]);
         let Some(group) = self.groups.get_mut(group_id) else {
@@ -973,7 +992,7 @@ impl Groups {
         now: i64,
         group_id: &str,
         members: &[(String, Option<String>)],
-    ) -> (Result<Vec<Result<(), GroupError>>, GroupError>, Vec<Event>) {
+    ) -> (LeaveResult, Vec<Event>) {
         let mut events = Vec::new();
         let config = self.config;
         let Some(group) = self.groups.get_mut(group_id) else {
@@ -1058,6 +1077,32 @@ impl Groups {
 mod tests {
     use super::*;
 
+    #[allow(clippy::too_many_arguments)]
+    fn sync(
+        groups: &mut Groups,
+        now: i64,
+        group_id: &str,
+        generation_id: i32,
+        member_id: &str,
+        instance: Option<&str>,
+        protocol_type: Option<&str>,
+        protocol_name: Option<&str>,
+        assignments: Vec<(String, Bytes)>,
+    ) -> (SyncOutcome, Vec<Event>) {
+        groups.sync(
+            now,
+            SyncRequest {
+                group_id: group_id.into(),
+                generation_id,
+                member_id: member_id.into(),
+                group_instance_id: instance.map(String::from),
+                protocol_type: protocol_type.map(String::from),
+                protocol_name: protocol_name.map(String::from),
+                assignments,
+            },
+        )
+    }
+
     fn config() -> GroupConfig {
         GroupConfig {
             initial_rebalance_delay_ms: 100,
@@ -1125,13 +1170,24 @@ mod tests {
             assert_eq!(r.members.len(), if r.member_id == leader { 2 } else { 0 });
         }
         let follower = if leader == a { b.clone() } else { a.clone() };
-        let (out, _) = groups.sync(151, "g", 1, &follower, None, None, None, vec![]);
+        let (out, _) = sync(
+            &mut groups,
+            151,
+            "g",
+            1,
+            &follower,
+            None,
+            None,
+            None,
+            vec![],
+        );
         assert_eq!(out, SyncOutcome::Wait);
         let assignments = vec![
             (a.clone(), Bytes::from_static(b"A")),
             (b.clone(), Bytes::from_static(b"B")),
         ];
-        let (out, events) = groups.sync(
+        let (out, events) = sync(
+            &mut groups,
             152,
             "g",
             1,
@@ -1173,10 +1229,10 @@ mod tests {
         let leader = joined(&events)[0].leader.clone();
         for id in &ids {
             if *id != leader {
-                groups.sync(101, "g", 1, id, None, None, None, vec![]);
+                sync(groups, 101, "g", 1, id, None, None, None, vec![]);
             }
         }
-        groups.sync(101, "g", 1, &leader, None, None, None, vec![]);
+        sync(groups, 101, "g", 1, &leader, None, None, None, vec![]);
         assert_eq!(groups.get("g").unwrap().state(), GroupState::Stable);
         ids
     }
@@ -1236,7 +1292,8 @@ mod tests {
         };
         let events = groups.tick(100);
         assert_eq!(joined(&events).len(), 1);
-        groups.sync(
+        sync(
+            &mut groups,
             101,
             "g",
             1,
@@ -1255,7 +1312,8 @@ mod tests {
         assert_eq!(resp.generation_id, 1);
         assert_ne!(resp.member_id, member_id);
         assert_eq!(groups.get("g").unwrap().state(), GroupState::Stable);
-        let (out, _) = groups.sync(
+        let (out, _) = sync(
+            &mut groups,
             201,
             "g",
             1,

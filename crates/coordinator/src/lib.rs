@@ -13,6 +13,6 @@ pub mod records;
 
 pub use group::{
     Event, GroupConfig, GroupError, GroupState, Groups, JoinOutcome, JoinRequest, JoinResponse,
-    SyncOutcome, SyncResponse,
+    SyncOutcome, SyncRequest, SyncResponse,
 };
 pub use offsets::{Committed, Offsets, OffsetsRecord};
