@@ -1,0 +1,127 @@
+"""Topic administration and configs through admin clients nobody here wrote."""
+
+import pytest
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import (AlterConfigOpType, ConfigEntry, ConfigResource, ConfigSource,
+                                   NewPartitions, NewTopic)
+from kafka.admin import KafkaAdminClient
+from kafka.admin import NewTopic as KpNewTopic
+from kafka.errors import TopicAlreadyExistsError
+
+from conftest import unique
+from helpers import admin, create_topic
+
+
+def error_code(future):
+    with pytest.raises(KafkaException) as e:
+        future.result(15)
+    return e.value.args[0].code()
+
+
+def test_create_describe_and_delete_a_topic_with_confluent_kafka(broker):
+    a = admin(broker)
+    name = unique("admin")
+    a.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)])[name].result(15)
+    md = a.list_topics(timeout=10)
+    assert len(md.topics[name].partitions) == 3
+    for p in md.topics[name].partitions.values():
+        assert p.leader == 1 and p.replicas == [1] and p.isrs == [1]
+    again = a.create_topics([NewTopic(name, num_partitions=3, replication_factor=1)])[name]
+    assert error_code(again) == KafkaError.TOPIC_ALREADY_EXISTS
+    a.delete_topics([name])[name].result(15)
+    assert name not in a.list_topics(timeout=10).topics
+
+
+def test_validate_only_creates_nothing(broker):
+    a = admin(broker)
+    name = unique("validate")
+    a.create_topics([NewTopic(name, num_partitions=2, replication_factor=1)],
+                    validate_only=True)[name].result(15)
+    assert name not in a.list_topics(timeout=10).topics
+
+
+def test_invalid_requests_get_kafka_error_codes(broker):
+    a = admin(broker)
+    bad_rf = unique("rf")
+    f = a.create_topics([NewTopic(bad_rf, num_partitions=1, replication_factor=3)])[bad_rf]
+    assert error_code(f) == KafkaError.INVALID_REPLICATION_FACTOR
+    bad_cfg = unique("cfg")
+    f = a.create_topics([NewTopic(bad_cfg, num_partitions=1, replication_factor=1,
+                                  config={"retention.ms": "soon"})])[bad_cfg]
+    assert error_code(f) == KafkaError.INVALID_CONFIG
+    f = a.create_topics([NewTopic("bad name!", num_partitions=1, replication_factor=1)])["bad name!"]
+    assert error_code(f) == KafkaError.TOPIC_EXCEPTION
+    f = a.delete_topics([unique("missing")])
+    assert error_code(list(f.values())[0]) == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
+def test_partitions_can_only_increase(broker):
+    a = admin(broker)
+    name = unique("parts")
+    create_topic(broker, name, partitions=3)
+    f = a.create_partitions([NewPartitions(name, 2)])[name]
+    assert error_code(f) == KafkaError.INVALID_PARTITIONS
+    a.create_partitions([NewPartitions(name, 5)])[name].result(15)
+    assert len(a.list_topics(timeout=10).topics[name].partitions) == 5
+
+
+def test_alter_and_describe_topic_configs(broker):
+    a = admin(broker)
+    name = unique("configs")
+    create_topic(broker, name, config={"retention.ms": "172800000"})
+    res = ConfigResource(ConfigResource.Type.TOPIC, name)
+    configs = a.describe_configs([res])[res].result(15)
+    assert configs["retention.ms"].value == "172800000"
+    assert configs["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert configs["cleanup.policy"].value == "delete"
+    assert configs["cleanup.policy"].source == ConfigSource.DEFAULT_CONFIG.value
+
+    res = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
+        ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET),
+        ConfigEntry("cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND),
+    ])
+    a.incremental_alter_configs([res])[res].result(15)
+    configs = a.describe_configs([ConfigResource("topic", name)])
+    configs = list(configs.values())[0].result(15)
+    assert configs["retention.ms"].value == "1000"
+    assert configs["cleanup.policy"].value == "delete,compact"
+
+    bad = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=[
+        ConfigEntry("no.such.config", "1", incremental_operation=AlterConfigOpType.SET)])
+    assert error_code(a.incremental_alter_configs([bad])[bad]) == KafkaError.INVALID_CONFIG
+
+
+def test_describe_broker_configs(broker):
+    a = admin(broker)
+    res = ConfigResource(ConfigResource.Type.BROKER, "1")
+    configs = a.describe_configs([res])[res].result(15)
+    assert configs["node.id"].value == "1"
+    assert configs["log.dirs"].value.endswith("broker0")
+
+
+def test_kafka_python_admin_creates_and_lists_topics(broker):
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=10000)
+    try:
+        name = unique("kp")
+        a.create_topics([KpNewTopic(name, num_partitions=3, replication_factor=1)])
+        assert name in a.list_topics()
+        with pytest.raises(TopicAlreadyExistsError):
+            a.create_topics([KpNewTopic(name, num_partitions=3, replication_factor=1)])
+        described = a.describe_topics([name])
+        assert len(described[0]["partitions"]) == 3
+        cluster = a.describe_cluster()
+        assert [b["broker_id"] for b in cluster["brokers"]] == [1]
+    finally:
+        a.close()
+
+
+def test_auto_topic_creation_follows_the_broker_setting(broker_factory):
+    on = broker_factory(num_partitions="4")
+    a = admin(on)
+    name = unique("auto")
+    md = on_metadata = a.list_topics(topic=name, timeout=10)
+    assert len(md.topics[name].partitions) == 4
+    off = broker_factory(auto_create_topics_enable="false")
+    md = admin(off).list_topics(topic=name, timeout=10)
+    assert md.topics[name].error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
+    del on_metadata
