@@ -226,3 +226,33 @@ def test_group_errors_follow_kafka(broker):
     c.close()
     wait_for(lambda: list(a.delete_consumer_groups([group]).values())[0].result(15) is None,
              what="group deletion after the member left")
+
+
+def test_consumers_on_the_kip_848_protocol_share_partitions_and_take_over_from_a_leaver(broker_factory):
+    b = broker_factory(group_consumer_heartbeat_interval_ms="500")
+    topic, group = unique("kip848"), unique("grp")
+    create_topic(b, topic, partitions=6)
+    total = 600
+    produce(b, topic, [(f"k{i}".encode(), b"v") for i in range(total)], partitioner="murmur2_random")
+    cs = []
+    for i in range(2):
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group, "group.protocol": "consumer",
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False, "client.id": f"c{i}"})
+        c.subscribe([topic])
+        cs.append(c)
+    seen = []
+
+    def take(c, m):
+        seen.append((m.partition(), m.offset()))
+        c.commit(message=m, asynchronous=False)
+
+    poll_until(cs, lambda: all(len(assignment(c)) == 3 for c in cs) and len(seen) >= total // 2, sink=take)
+    assert sorted(p for c in cs for p in assignment(c)) == list(range(6))
+    a = admin(b)
+    d = a.describe_consumer_groups([group])[group].result(15)
+    assert str(d.type).endswith("CONSUMER") and str(d.state).endswith("STABLE")
+    assert sorted(len(m.assignment.topic_partitions) for m in d.members) == [3, 3]
+    cs.pop().close()
+    poll_until(cs, lambda: len(assignment(cs[0])) == 6 and len(seen) >= total, sink=take)
+    assert len(seen) == total and len(set(seen)) == total
+    cs[0].close()

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use brook_coordinator::consumer_group::ConsumerGroupConfig;
 use brook_coordinator::GroupConfig;
 use brook_metadata::topic_config::TOPIC_CONFIGS;
 
@@ -57,6 +58,10 @@ const BROKER_PROPERTIES: &[(&str, Kind)] = &[
     ("controller.quorum.voters", Kind::List),
     ("default.replication.factor", Kind::Int),
     ("delete.topic.enable", Kind::Bool),
+    ("group.consumer.heartbeat.interval.ms", Kind::Int),
+    ("group.consumer.max.size", Kind::Int),
+    ("group.consumer.session.timeout.ms", Kind::Int),
+    ("group.coordinator.rebalance.protocols", Kind::List),
     ("group.initial.rebalance.delay.ms", Kind::Int),
     ("group.max.session.timeout.ms", Kind::Int),
     ("group.max.size", Kind::Int),
@@ -435,6 +440,12 @@ impl BrokerConfig {
                 max_session_timeout_ms: max_session as i32,
                 initial_rebalance_delay_ms: initial_delay,
                 max_size: positive("group.max.size", i32::MAX as i64)? as usize,
+            },
+            consumer_group: ConsumerGroupConfig {
+                session_timeout_ms: positive("group.consumer.session.timeout.ms", 45_000)?,
+                heartbeat_interval_ms: positive("group.consumer.heartbeat.interval.ms", 5_000)?
+                    .min(i32::MAX as i64) as i32,
+                max_size: positive("group.consumer.max.size", i32::MAX as i64)? as usize,
             },
             offsets_partitions: positive("offsets.topic.num.partitions", 50)? as i32,
             offsets_replication_factor: positive("offsets.topic.replication.factor", 3)?

@@ -1,5 +1,6 @@
 //! Every internal error mapped to a Kafka error code, in one place.
 
+use brook_coordinator::consumer_group::ConsumerGroupError;
 use brook_coordinator::GroupError;
 use brook_metadata::controller::ControllerError;
 use brook_protocol::batch::BatchError;
@@ -65,5 +66,21 @@ pub fn group_code(e: GroupError) -> ResponseError {
         GroupError::CoordinatorNotAvailable => ResponseError::CoordinatorNotAvailable,
         GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
         GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
+        GroupError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
+    }
+}
+
+/// The Kafka error code for a refused ConsumerGroupHeartbeat.
+pub fn consumer_group_code(e: ConsumerGroupError) -> ResponseError {
+    match e {
+        ConsumerGroupError::InvalidRequest => ResponseError::InvalidRequest,
+        ConsumerGroupError::InvalidGroupId => ResponseError::InvalidGroupId,
+        ConsumerGroupError::UnknownMemberId => ResponseError::UnknownMemberId,
+        ConsumerGroupError::FencedMemberEpoch => ResponseError::FencedMemberEpoch,
+        ConsumerGroupError::UnsupportedAssignor => ResponseError::UnsupportedAssignor,
+        ConsumerGroupError::GroupMaxSizeReached => ResponseError::GroupMaxSizeReached,
+        ConsumerGroupError::UnreleasedInstanceId => ResponseError::UnreleasedInstanceId,
+        ConsumerGroupError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
+        ConsumerGroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
     }
 }

@@ -497,7 +497,7 @@ pub fn list_groups(broker: &Arc<Broker>, r: ListGroupsRequest) -> ListGroupsResp
     let _ = broker.groups.ensure_loaded(broker);
     let states: Vec<String> = r.states_filter.iter().map(|s| s.to_lowercase()).collect();
     let types: Vec<String> = r.types_filter.iter().map(|s| s.to_lowercase()).collect();
-    let groups = broker.groups.with_groups(|groups, _| {
+    let mut groups: Vec<ListedGroup> = broker.groups.with_groups(|groups, _| {
         groups
             .iter()
             .filter(|g| states.is_empty() || states.contains(&g.state().name().to_lowercase()))
@@ -510,6 +510,20 @@ pub fn list_groups(broker: &Arc<Broker>, r: ListGroupsRequest) -> ListGroupsResp
                     .with_group_type(s("classic"))
             })
             .collect()
+    });
+    broker.groups.with_consumer_groups(|cgs| {
+        groups.extend(
+            cgs.iter()
+                .filter(|g| states.is_empty() || states.contains(&g.state().to_lowercase()))
+                .filter(|_| types.is_empty() || types.iter().any(|t| t == "consumer"))
+                .map(|g| {
+                    ListedGroup::default()
+                        .with_group_id(GroupId(s(g.group_id.clone())))
+                        .with_protocol_type(s("consumer"))
+                        .with_group_state(s(g.state()))
+                        .with_group_type(s("consumer"))
+                }),
+        )
     });
     ListGroupsResponse::default().with_groups(groups)
 }
@@ -599,4 +613,142 @@ pub fn offset_delete(broker: &Arc<Broker>, r: OffsetDeleteRequest) -> OffsetDele
         return OffsetDeleteResponse::default().with_error_code(gcode(e));
     }
     OffsetDeleteResponse::default().with_topics(topics)
+}
+
+fn assignment_to_wire(
+    a: &brook_coordinator::consumer_group::Assignment,
+) -> Vec<brook_protocol::kafka::messages::consumer_group_heartbeat_response::TopicPartitions> {
+    a.iter()
+        .map(|(t, ps)| {
+            brook_protocol::kafka::messages::consumer_group_heartbeat_response::TopicPartitions::default()
+                .with_topic_id(*t)
+                .with_partitions(ps.iter().copied().collect())
+        })
+        .collect()
+}
+
+pub fn consumer_group_heartbeat(
+    broker: &Arc<Broker>,
+    r: ConsumerGroupHeartbeatRequest,
+    caller: Caller<'_>,
+) -> ConsumerGroupHeartbeatResponse {
+    use brook_coordinator::consumer_group::Heartbeat;
+    use brook_protocol::kafka::messages::consumer_group_heartbeat_response::Assignment;
+    if broker.groups.ensure_loaded(broker).is_err() {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(ResponseError::CoordinatorNotAvailable.code());
+    }
+    // An empty regex means "no regex subscription" (it is how a client clears one).
+    if r.subscribed_topic_regex
+        .as_ref()
+        .is_some_and(|x| !x.is_empty())
+    {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(ResponseError::InvalidRequest.code())
+            .with_error_message(Some(s(
+                "regular expression subscriptions are not supported yet",
+            )));
+    }
+    let req = Heartbeat {
+        group_id: r.group_id.to_string(),
+        member_id: r.member_id.to_string(),
+        member_epoch: r.member_epoch,
+        instance_id: r.instance_id.as_ref().map(|x| x.to_string()),
+        rack_id: r.rack_id.as_ref().map(|x| x.to_string()),
+        rebalance_timeout_ms: r.rebalance_timeout_ms,
+        subscribed_topic_names: r
+            .subscribed_topic_names
+            .as_ref()
+            .map(|ts| ts.iter().map(|t| t.to_string()).collect()),
+        server_assignor: r.server_assignor.as_ref().map(|x| x.to_string()),
+        owned: r.topic_partitions.as_ref().map(|tps| {
+            tps.iter()
+                .map(|tp| (tp.topic_id, tp.partitions.iter().copied().collect()))
+                .collect()
+        }),
+        client_id: caller.client_id.to_string(),
+        client_host: caller.client_host,
+    };
+    match broker.groups.consumer_heartbeat(broker, req) {
+        Ok(resp) => ConsumerGroupHeartbeatResponse::default()
+            .with_member_id(Some(s(resp.member_id)))
+            .with_member_epoch(resp.member_epoch)
+            .with_heartbeat_interval_ms(resp.heartbeat_interval_ms)
+            .with_assignment(
+                resp.assignment
+                    .map(|a| Assignment::default().with_topic_partitions(assignment_to_wire(&a))),
+            ),
+        Err(e) => ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(crate::errors::consumer_group_code(e).code())
+            .with_member_epoch(-1),
+    }
+}
+
+pub fn consumer_group_describe(
+    broker: &Arc<Broker>,
+    r: ConsumerGroupDescribeRequest,
+) -> ConsumerGroupDescribeResponse {
+    use brook_protocol::kafka::messages::consumer_group_describe_response::{
+        Assignment, DescribedGroup, Member, TopicPartitions,
+    };
+    let image = broker.image();
+    let wire = |a: &brook_coordinator::consumer_group::Assignment| {
+        Assignment::default().with_topic_partitions(
+            a.iter()
+                .map(|(t, ps)| {
+                    TopicPartitions::default()
+                        .with_topic_id(*t)
+                        .with_topic_name(TopicName(s(image
+                            .topic_by_id(t)
+                            .map(|x| x.name.clone())
+                            .unwrap_or_default())))
+                        .with_partitions(ps.iter().copied().collect())
+                })
+                .collect(),
+        )
+    };
+    let groups = broker.groups.with_consumer_groups(|groups| {
+        r.group_ids
+            .iter()
+            .map(|id| match groups.get(id.as_str()) {
+                None => DescribedGroup::default()
+                    .with_group_id(id.clone())
+                    .with_group_state(s("Dead"))
+                    .with_error_code(ResponseError::GroupIdNotFound.code())
+                    .with_error_message(Some(s(format!("Group {} not found.", id.as_str())))),
+                Some(g) => DescribedGroup::default()
+                    .with_group_id(id.clone())
+                    .with_group_state(s(g.state()))
+                    .with_group_epoch(g.group_epoch)
+                    .with_assignment_epoch(g.assignment_epoch)
+                    .with_assignor_name(s(g.assignor.clone()))
+                    .with_members(
+                        g.members
+                            .values()
+                            .map(|m| {
+                                Member::default()
+                                    .with_member_id(s(m.member_id.clone()))
+                                    .with_instance_id(m.instance_id.clone().map(s))
+                                    .with_rack_id(m.rack_id.clone().map(s))
+                                    .with_member_epoch(m.member_epoch)
+                                    .with_client_id(s(m.client_id.clone()))
+                                    .with_client_host(s(m.client_host.clone()))
+                                    .with_subscribed_topic_names(
+                                        m.subscribed
+                                            .iter()
+                                            .map(|t| TopicName(s(t.clone())))
+                                            .collect(),
+                                    )
+                                    .with_assignment(wire(&m.assigned))
+                                    .with_target_assignment(wire(
+                                        &g.target.get(&m.member_id).cloned().unwrap_or_default(),
+                                    ))
+                                    .with_member_type(1)
+                            })
+                            .collect(),
+                    ),
+            })
+            .collect()
+    });
+    ConsumerGroupDescribeResponse::default().with_groups(groups)
 }

@@ -6,6 +6,10 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use brook_coordinator::consumer_group::{
+    ConsumerGroupConfig, ConsumerGroupError, ConsumerGroups, Heartbeat, HeartbeatResponse,
+    TopicInfo,
+};
 use brook_coordinator::offsets::{group_record, CommitError};
 use brook_coordinator::{
     Committed, Event, GroupConfig, GroupError, Groups, JoinOutcome, JoinRequest, JoinResponse,
@@ -26,6 +30,8 @@ pub const CONSUMER_OFFSETS: &str = "__consumer_offsets";
 #[derive(Debug, Clone, Copy)]
 pub struct CoordinatorSettings {
     pub group: GroupConfig,
+    /// group.consumer.* (KIP-848 groups)
+    pub consumer_group: ConsumerGroupConfig,
     /// offsets.topic.num.partitions
     pub offsets_partitions: i32,
     /// offsets.topic.replication.factor
@@ -42,6 +48,7 @@ pub struct CoordinatorSettings {
 
 struct Coordinator {
     groups: Groups,
+    consumer_groups: ConsumerGroups,
     offsets: Offsets,
     loaded: bool,
 }
@@ -78,6 +85,7 @@ impl GroupService {
             settings,
             inner: Mutex::new(Coordinator {
                 groups: Groups::new(settings.group),
+                consumer_groups: ConsumerGroups::new(settings.consumer_group),
                 offsets: Offsets::default(),
                 loaded: false,
             }),
@@ -320,10 +328,43 @@ impl GroupService {
         result
     }
 
+    /// A KIP-848 ConsumerGroupHeartbeat.
+    pub fn consumer_heartbeat(
+        &self,
+        broker: &Broker,
+        req: Heartbeat,
+    ) -> Result<HeartbeatResponse, ConsumerGroupError> {
+        let image = broker.image();
+        let topics: std::collections::BTreeMap<String, TopicInfo> = image
+            .topics
+            .values()
+            .map(|t| {
+                (
+                    t.name.clone(),
+                    TopicInfo {
+                        id: t.topic_id,
+                        partitions: t.partitions.len() as i32,
+                    },
+                )
+            })
+            .collect();
+        let mut c = lock(&self.inner);
+        if c.groups
+            .get(&req.group_id)
+            .is_some_and(|g| g.member_count() > 0)
+        {
+            // A classic group with members owns this id.
+            return Err(ConsumerGroupError::GroupIdNotFound);
+        }
+        c.consumer_groups.heartbeat(now_ms(), req, &topics)
+    }
+
     /// Runs the coordinator's timers (session expiry, join deadlines, initial delays).
     pub fn tick(&self, broker: &Broker) {
         let mut c = lock(&self.inner);
-        let events = c.groups.tick(now_ms());
+        let now = now_ms();
+        c.consumer_groups.tick(now);
+        let events = c.groups.tick(now);
         self.dispatch(broker, &mut c, events);
     }
 
@@ -363,7 +404,16 @@ impl GroupService {
         offsets: Vec<(String, i32, Committed)>,
     ) -> Result<Vec<Result<(), CommitError>>, GroupError> {
         let mut c = lock(&self.inner);
-        Offsets::check_commit(&c.groups, group_id, generation_id, member_id, instance)?;
+        if c.consumer_groups.get(group_id).is_some() {
+            c.consumer_groups
+                .check_commit(group_id, member_id, generation_id)
+                .map_err(|e| match e {
+                    ConsumerGroupError::StaleMemberEpoch => GroupError::StaleMemberEpoch,
+                    _ => GroupError::UnknownMemberId,
+                })?;
+        } else {
+            Offsets::check_commit(&c.groups, group_id, generation_id, member_id, instance)?;
+        }
         c.groups.get_or_create(group_id, now_ms());
         let mut results: Vec<Result<(), CommitError>> = vec![Ok(()); offsets.len()];
         let mut records = Vec::new();
@@ -404,9 +454,18 @@ impl GroupService {
         f(&c.groups, &c.offsets)
     }
 
+    /// Reads KIP-848 group state for ConsumerGroupDescribe / ListGroups.
+    pub fn with_consumer_groups<T>(&self, f: impl FnOnce(&ConsumerGroups) -> T) -> T {
+        let c = lock(&self.inner);
+        f(&c.consumer_groups)
+    }
+
     /// DeleteGroups for one group.
     pub fn delete_group(&self, broker: &Broker, group_id: &str) -> Result<(), GroupError> {
         let mut c = lock(&self.inner);
+        if c.consumer_groups.get(group_id).is_some() && !c.consumer_groups.delete(group_id) {
+            return Err(GroupError::NonEmptyGroup);
+        }
         let known = c.groups.get(group_id).is_some() || c.offsets.group(group_id).is_some();
         if !known {
             return Err(GroupError::GroupIdNotFound);

@@ -146,6 +146,16 @@ pub async fn handle(
         RequestKind::ListGroups(r) => ResponseKind::ListGroups(g::list_groups(broker, r)),
         RequestKind::DeleteGroups(r) => ResponseKind::DeleteGroups(g::delete_groups(broker, r)),
         RequestKind::OffsetDelete(r) => ResponseKind::OffsetDelete(g::offset_delete(broker, r)),
+        RequestKind::ConsumerGroupHeartbeat(r) => {
+            let caller = g::Caller {
+                client_id: &client_id,
+                client_host: format!("/{}", peer.ip()),
+            };
+            ResponseKind::ConsumerGroupHeartbeat(g::consumer_group_heartbeat(broker, r, caller))
+        }
+        RequestKind::ConsumerGroupDescribe(r) => {
+            ResponseKind::ConsumerGroupDescribe(g::consumer_group_describe(broker, r))
+        }
         other => {
             // The decoder only lets through keys in the version table, so this is a table entry
             // without a handler: a bug, answered by closing the connection.

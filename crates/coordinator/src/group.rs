@@ -36,6 +36,8 @@ pub enum GroupError {
     GroupIdNotFound,
     #[error("NON_EMPTY_GROUP")]
     NonEmptyGroup,
+    #[error("STALE_MEMBER_EPOCH")]
+    StaleMemberEpoch,
 }
 
 /// Group states, named as Kafka names them in DescribeGroups and ListGroups.
