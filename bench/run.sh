@@ -100,9 +100,10 @@ run_perf() {  # mode topic size count -> prints "msgs_per_s MB_per_s"
     timeout 300 "$PERF" -C -t "$topic" -b "$BOOTSTRAP" -p 0 -o beginning -c "$count" -q \
       -X fetch.max.bytes=52428800 -X max.partition.fetch.bytes=10485760 > "$out" 2>&1 || true
   fi
-  local line; line=$(grep -E "msgs/s and [0-9.]+ MB/s" "$out" | tail -1)
+  # Producer: "... in T ms: R msgs/s and M MB/s, ..."; consumer: "... consumed in Tms: R msgs/s (M MB/s)"
+  local line; line=$(grep -E "msgs/s (and |\()[0-9.]+ MB/s" "$out" | tail -1)
   if [ -z "$line" ]; then echo "0 0"; echo "rdkafka_performance failed:" >&2; tail -5 "$out" >&2; return; fi
-  echo "$line" | sed -E 's/.* ([0-9]+) msgs\/s and ([0-9.]+) MB\/s.*/\1 \2/'
+  echo "$line" | sed -E 's/.* ([0-9]+) msgs\/s (and |\()([0-9.]+) MB\/s.*/\1 \3/'
 }
 
 create_topic() {  # name
@@ -114,7 +115,8 @@ measure() {  # name -> sets R_<name>_* vars via echo lines
   local results=()
   for spec in "100 $N100" "1024 $N1K"; do
     set -- $spec
-    local size=$1 count=$2 topic=bench-$size-$RANDOM
+    local size=$1 count=$2
+    local topic=bench-$size-$RANDOM
     create_topic "$topic"
     read -r p_rate p_mb < <(run_perf produce "$topic" "$size" "$count")
     read -r c_rate c_mb < <(run_perf consume "$topic" "$size" "$count")

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use brook_metadata::controller::{self, ConfigOp, NewTopic};
-use brook_metadata::topic_config::{topic_config, ConfigType, TOPIC_CONFIGS};
+use brook_metadata::topic_config::{ConfigType, TOPIC_CONFIGS};
 use brook_metadata::MetadataImage;
 use brook_protocol::kafka::messages::api_versions_response::ApiVersion;
 use brook_protocol::kafka::messages::create_partitions_response::CreatePartitionsTopicResult;
@@ -80,12 +80,17 @@ fn is_internal(topic: &str) -> bool {
     topic == CONSUMER_OFFSETS || topic == TRANSACTION_STATE
 }
 
-/// Dispatches a request. `None` means no response is sent (Produce with acks=0).
-pub async fn handle(
-    broker: &Arc<Broker>,
-    req: Request,
-    peer: std::net::SocketAddr,
-) -> Option<ResponseKind> {
+/// What the server does after a request.
+pub enum Reply {
+    Send(Box<ResponseKind>),
+    /// Nothing is sent (Produce with acks=0).
+    Nothing,
+    /// The connection is closed.
+    Close,
+}
+
+/// Dispatches a request.
+pub async fn handle(broker: &Arc<Broker>, req: Request, peer: std::net::SocketAddr) -> Reply {
     use crate::group_handlers as g;
     let v = req.version();
     let client_id = req
@@ -94,13 +99,16 @@ pub async fn handle(
         .as_ref()
         .map(|c| c.to_string())
         .unwrap_or_default();
-    Some(match req.body {
-        RequestKind::ApiVersions(_) => {
-            ResponseKind::ApiVersions(api_versions(ResponseError::UnsupportedVersion, false))
-        }
+    Reply::Send(Box::new(match req.body {
+        RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions(None)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata(broker, r, v)),
-        RequestKind::Produce(r) => return produce(broker, r, v).map(ResponseKind::Produce),
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch(broker, r, v).await),
+        RequestKind::Produce(r) => {
+            return match produce(broker, r) {
+                Some(resp) => Reply::Send(Box::new(ResponseKind::Produce(resp))),
+                None => Reply::Nothing,
+            }
+        }
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch(broker, r).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets(broker, r)),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics(broker, r, v)),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics(broker, r, v)),
@@ -108,7 +116,7 @@ pub async fn handle(
             ResponseKind::CreatePartitions(create_partitions(broker, r))
         }
         RequestKind::DescribeConfigs(r) => {
-            ResponseKind::DescribeConfigs(describe_configs(broker, r, v))
+            ResponseKind::DescribeConfigs(describe_configs(broker, r))
         }
         RequestKind::AlterConfigs(r) => ResponseKind::AlterConfigs(alter_configs(broker, r)),
         RequestKind::IncrementalAlterConfigs(r) => {
@@ -160,15 +168,15 @@ pub async fn handle(
             // The decoder only lets through keys in the version table, so this is a table entry
             // without a handler: a bug, answered by closing the connection.
             tracing::error!(request = ?std::mem::discriminant(&other), "no handler for request");
-            return None;
+            return Reply::Close;
         }
-    })
+    }))
 }
 
-/// The ApiVersions response. `error` is used only when `failed` (an unsupported request version).
-pub fn api_versions(error: ResponseError, failed: bool) -> ApiVersionsResponse {
+/// The ApiVersions response, with an error when the request's version was not supported.
+pub fn api_versions(error: Option<ResponseError>) -> ApiVersionsResponse {
     ApiVersionsResponse::default()
-        .with_error_code(if failed { code(error) } else { 0 })
+        .with_error_code(error.map(code).unwrap_or(0))
         .with_api_keys(
             SUPPORTED
                 .iter()
@@ -266,8 +274,7 @@ fn metadata(broker: &Arc<Broker>, r: MetadataRequest, version: i16) -> MetadataR
                         continue;
                     }
                 };
-                if let Err(e) = controller::validate_topic_name(&name) {
-                    let _ = e;
+                if controller::validate_topic_name(&name).is_err() {
                     topics.push(
                         MetadataResponseTopic::default()
                             .with_name(Some(tn(name)))
@@ -342,7 +349,7 @@ fn resolve_topic(
     Ok(name.to_string())
 }
 
-fn produce(broker: &Arc<Broker>, r: ProduceRequest, _version: i16) -> Option<ProduceResponse> {
+fn produce(broker: &Arc<Broker>, r: ProduceRequest) -> Option<ProduceResponse> {
     let acks = r.acks;
     let image = broker.image();
     let now = now_ms();
@@ -431,7 +438,7 @@ fn check_leader_epoch(current: i32, requested: i32) -> Result<(), ResponseError>
     }
 }
 
-async fn fetch(broker: &Arc<Broker>, r: FetchRequest, _version: i16) -> FetchResponse {
+async fn fetch(broker: &Arc<Broker>, r: FetchRequest) -> FetchResponse {
     let deadline = tokio::time::Instant::now() + Duration::from_millis(r.max_wait_ms.max(0) as u64);
     let min_bytes = r.min_bytes.max(0) as usize;
     loop {
@@ -662,11 +669,7 @@ const RESOURCE_TOPIC: i8 = 2;
 const RESOURCE_BROKER: i8 = 4;
 const RESOURCE_BROKER_LOGGER: i8 = 8;
 
-fn describe_configs(
-    broker: &Arc<Broker>,
-    r: DescribeConfigsRequest,
-    _v: i16,
-) -> DescribeConfigsResponse {
+fn describe_configs(broker: &Arc<Broker>, r: DescribeConfigsRequest) -> DescribeConfigsResponse {
     let image = broker.image();
     let results = r
         .resources
@@ -1264,9 +1267,4 @@ fn offset_for_leader_epoch(
         })
         .collect();
     OffsetForLeaderEpochResponse::default().with_topics(topics)
-}
-
-/// Is this config name one a topic accepts? (Used by tools and tests.)
-pub fn is_topic_config(name: &str) -> bool {
-    topic_config(name).is_some()
 }

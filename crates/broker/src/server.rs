@@ -204,10 +204,9 @@ async fn serve_connection(
             }) => {
                 // KIP-511: answer with a v0 error response listing what we support, so the client
                 // can pick a version.
-                let body = ResponseKind::ApiVersions(handlers::api_versions(
+                let body = ResponseKind::ApiVersions(handlers::api_versions(Some(
                     ResponseError::UnsupportedVersion,
-                    true,
-                ));
+                )));
                 let bytes = encode_response(ApiKey::ApiVersions, 0, correlation_id, &body)
                     .map_err(|e| ConnError::Encode(e.to_string()))?;
                 socket.write_all(&bytes).await?;
@@ -221,8 +220,10 @@ async fn serve_connection(
         let api_key = request.api_key;
         let version = request.version();
         let correlation_id = request.correlation_id();
-        let Some(response) = handlers::handle(broker, request, peer).await else {
-            continue;
+        let response = match handlers::handle(broker, request, peer).await {
+            handlers::Reply::Send(r) => *r,
+            handlers::Reply::Nothing => continue,
+            handlers::Reply::Close => return Ok(()),
         };
         let bytes = encode_response(api_key, version, correlation_id, &response)
             .map_err(|e| ConnError::Encode(format!("{api_key:?} v{version}: {e}")))?;
