@@ -392,3 +392,112 @@ async fn data_survives_a_clean_restart() {
         task.await.unwrap();
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn describe_topic_partitions_pages_with_a_cursor() {
+    let b = start(&[]).await;
+    let mut c = Client::connect(&b).await;
+    create_topic(&mut c, "a", 3).await;
+    create_topic(&mut c, "b", 2).await;
+    let req = |cursor: Option<(String, i32)>| {
+        use brook_protocol::kafka::messages::describe_topic_partitions_request::Cursor;
+        DescribeTopicPartitionsRequest::default()
+            .with_response_partition_limit(2)
+            .with_cursor(cursor.map(|(t, p)| {
+                Cursor::default()
+                    .with_topic_name(topic(&t))
+                    .with_partition_index(p)
+            }))
+    };
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    for _ in 0..10 {
+        let ResponseKind::DescribeTopicPartitions(r) = c
+            .call(
+                ApiKey::DescribeTopicPartitions,
+                0,
+                RequestKind::DescribeTopicPartitions(req(cursor.clone())),
+            )
+            .await
+        else {
+            panic!()
+        };
+        for t in &r.topics {
+            for p in &t.partitions {
+                seen.push((
+                    t.name.as_ref().unwrap().to_string(),
+                    p.partition_index,
+                    p.leader_id.0,
+                ));
+            }
+        }
+        match r.next_cursor {
+            Some(next) => cursor = Some((next.topic_name.to_string(), next.partition_index)),
+            None => break,
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            ("a".into(), 0, 1),
+            ("a".into(), 1, 1),
+            ("a".into(), 2, 1),
+            ("b".into(), 0, 1),
+            ("b".into(), 1, 1)
+        ]
+    );
+    b.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn offset_for_leader_epoch_and_describe_cluster() {
+    use brook_protocol::kafka::messages::offset_for_leader_epoch_request::{
+        OffsetForLeaderPartition, OffsetForLeaderTopic,
+    };
+    let b = start(&[]).await;
+    let mut c = Client::connect(&b).await;
+    create_topic(&mut c, "e", 1).await;
+    produce(
+        &mut c,
+        "e",
+        0,
+        build_batch(0, 1, &[rec(b"k", b"v"), rec(b"k", b"w")]),
+    )
+    .await;
+    let req = OffsetForLeaderEpochRequest::default()
+        .with_replica_id(BrokerId(-1))
+        .with_topics(vec![OffsetForLeaderTopic::default()
+            .with_topic(topic("e"))
+            .with_partitions(vec![OffsetForLeaderPartition::default()
+                .with_partition(0)
+                .with_current_leader_epoch(0)
+                .with_leader_epoch(0)])]);
+    let ResponseKind::OffsetForLeaderEpoch(r) = c
+        .call(
+            ApiKey::OffsetForLeaderEpoch,
+            4,
+            RequestKind::OffsetForLeaderEpoch(req),
+        )
+        .await
+    else {
+        panic!()
+    };
+    let p = &r.topics[0].partitions[0];
+    // Epoch 0 is the current epoch: it ends at the log end offset.
+    assert_eq!((p.error_code, p.leader_epoch, p.end_offset), (0, 0, 2));
+    let ResponseKind::DescribeCluster(r) = c
+        .call(
+            ApiKey::DescribeCluster,
+            1,
+            RequestKind::DescribeCluster(DescribeClusterRequest::default().with_endpoint_type(1)),
+        )
+        .await
+    else {
+        panic!()
+    };
+    assert_eq!(r.error_code, 0);
+    assert_eq!(r.controller_id.0, 1);
+    assert_eq!(r.brokers.len(), 1);
+    assert_eq!(r.brokers[0].port, b.addr.port() as i32);
+    b.stop().await;
+}
