@@ -362,6 +362,12 @@ fn group_offsets(
     }
 }
 
+/// OffsetFetch's view of a commit: offset, leader epoch and metadata; -1s for "no commit".
+fn committed_fields(c: Option<Committed>) -> (i64, i32, String) {
+    c.map(|c| (c.offset, c.leader_epoch, c.metadata))
+        .unwrap_or((-1, -1, String::new()))
+}
+
 pub fn offset_fetch(
     broker: &Arc<Broker>,
     r: OffsetFetchRequest,
@@ -391,9 +397,7 @@ pub fn offset_fetch(
                                 parts
                                     .into_iter()
                                     .map(|(p, c)| {
-                                        let (offset, epoch, meta) = c
-                                            .map(|c| (c.offset, c.leader_epoch, c.metadata))
-                                            .unwrap_or((-1, -1, String::new()));
+                                        let (offset, epoch, meta) = committed_fields(c);
                                         OffsetFetchResponsePartitions::default()
                                             .with_partition_index(p)
                                             .with_committed_offset(offset)
@@ -427,9 +431,7 @@ pub fn offset_fetch(
                     parts
                         .into_iter()
                         .map(|(p, c)| {
-                            let (offset, epoch, meta) = c
-                                .map(|c| (c.offset, c.leader_epoch, c.metadata))
-                                .unwrap_or((-1, -1, String::new()));
+                            let (offset, epoch, meta) = committed_fields(c);
                             OffsetFetchResponsePartition::default()
                                 .with_partition_index(p)
                                 .with_committed_offset(offset)

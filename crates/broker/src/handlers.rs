@@ -759,12 +759,9 @@ fn alter_configs(broker: &Arc<Broker>, r: AlterConfigsRequest) -> AlterConfigsRe
                         .iter()
                         .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
                         .collect();
-                    broker
-                        .commit(|image| {
-                            let recs = controller::replace_topic_configs(image, &topic, &configs)?;
-                            Ok((if r.validate_only { vec![] } else { recs }, ()))
-                        })
-                        .map_err(|e| commit_error(&e))
+                    commit_topic_configs(broker, r.validate_only, |image| {
+                        controller::replace_topic_configs(image, &topic, &configs)
+                    })
                 }
                 _ => Err(unsupported_dynamic_broker_config()),
             };
@@ -776,6 +773,22 @@ fn alter_configs(broker: &Arc<Broker>, r: AlterConfigsRequest) -> AlterConfigsRe
         })
         .collect();
     AlterConfigsResponse::default().with_responses(responses)
+}
+
+/// Validates a topic config change and, unless `validate_only`, commits it.
+fn commit_topic_configs(
+    broker: &Broker,
+    validate_only: bool,
+    change: impl FnOnce(
+        &MetadataImage,
+    ) -> Result<Vec<brook_metadata::MetadataRecord>, controller::ControllerError>,
+) -> Result<(), (i16, String)> {
+    broker
+        .commit(|image| {
+            let records = change(image)?;
+            Ok((if validate_only { vec![] } else { records }, ()))
+        })
+        .map_err(|e| commit_error(&e))
 }
 
 fn unsupported_dynamic_broker_config() -> (i16, String) {
@@ -829,14 +842,9 @@ fn incremental_alter_configs(
                         })
                         .collect();
                     ops.and_then(|ops| {
-                        broker
-                            .commit(|image| {
-                                let recs = controller::alter_topic_configs_incremental(
-                                    image, &topic, &ops,
-                                )?;
-                                Ok((if r.validate_only { vec![] } else { recs }, ()))
-                            })
-                            .map_err(|e| commit_error(&e))
+                        commit_topic_configs(broker, r.validate_only, |image| {
+                            controller::alter_topic_configs_incremental(image, &topic, &ops)
+                        })
                     })
                 }
                 _ => Err(unsupported_dynamic_broker_config()),
