@@ -119,7 +119,12 @@ measure() {  # name -> sets R_<name>_* vars via echo lines
     local topic=bench-$size-$RANDOM
     create_topic "$topic"
     read -r p_rate p_mb < <(run_perf produce "$topic" "$size" "$count")
-    read -r c_rate c_mb < <(run_perf consume "$topic" "$size" "$count")
+    # Let writeback of what was just produced finish, so the fetch measures reads from the page
+    # cache rather than contention with the disk; then take the median of three fetch runs.
+    sync
+    local runs=()
+    for _ in 1 2 3; do runs+=("$(run_perf consume "$topic" "$size" "$count")"); done
+    read -r c_rate c_mb < <(printf '%s\n' "${runs[@]}" | sort -n | sed -n 2p)
     results+=("$name $size $p_rate $p_mb $c_rate $c_mb")
   done
   printf '%s\n' "${results[@]}"
