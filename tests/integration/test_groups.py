@@ -256,3 +256,25 @@ def test_consumers_on_the_kip_848_protocol_share_partitions_and_take_over_from_a
     poll_until(cs, lambda: len(assignment(cs[0])) == 6 and len(seen) >= total, sink=take)
     assert len(seen) == total and len(set(seen)) == total
     cs[0].close()
+
+
+def test_a_static_member_restarting_within_its_session_keeps_its_partitions_without_a_rebalance(broker):
+    topic, group = unique("static"), unique("grp")
+    create_topic(broker, topic, partitions=4)
+    revoked = []
+    a = consumer(broker, group, **{"group.instance.id": "instance-a"})
+    a.subscribe([topic], on_revoke=lambda c, ps: revoked.extend(ps))
+    b = consumer(broker, group, **{"group.instance.id": "instance-b"})
+    b.subscribe([topic])
+    poll_until([a, b], lambda: len(assignment(a)) == 2 and len(assignment(b)) == 2)
+    before_a, before_b = assignment(a), assignment(b)
+    revoked.clear()
+    b.close()  # a static member does not leave the group on close (KIP-345)
+    b2 = consumer(broker, group, **{"group.instance.id": "instance-b"})
+    b2.subscribe([topic])
+    poll_until([a, b2], lambda: len(assignment(b2)) == 2)
+    assert assignment(b2) == before_b
+    assert assignment(a) == before_a
+    assert revoked == [], "the restart of a static member must not rebalance the others"
+    a.close()
+    b2.close()

@@ -265,3 +265,65 @@ pub fn group_record(groups: &Groups, group_id: &str) -> Option<OffsetsRecord> {
         ),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::group::GroupConfig;
+
+    fn commit(offsets: &mut Offsets, groups: &mut Groups, group: &str, at: i64) {
+        let c = Committed {
+            offset: 10,
+            leader_epoch: 0,
+            metadata: String::new(),
+            commit_timestamp: at,
+        };
+        for (_, r) in Offsets::commit_records(group, &[("t".into(), 0, c)], 4096) {
+            let r = r.unwrap();
+            offsets.replay(groups, r.key, r.value, at).unwrap();
+        }
+    }
+
+    #[test]
+    fn offsets_of_empty_groups_expire_after_the_retention() {
+        let mut groups = Groups::new(GroupConfig::default());
+        let mut offsets = Offsets::default();
+        commit(&mut offsets, &mut groups, "old", 1_000);
+        commit(&mut offsets, &mut groups, "new", 50_000);
+        let expired = offsets.expired_records(&groups, 60_000, 30_000);
+        assert_eq!(expired.len(), 1);
+        for r in expired {
+            assert!(r.value.is_none(), "expiry writes tombstones");
+            offsets.replay(&mut groups, r.key, r.value, 60_000).unwrap();
+        }
+        assert!(offsets.group("old").is_none());
+        assert_eq!(offsets.get("new", "t", 0).map(|c| c.offset), Some(10));
+    }
+
+    #[test]
+    fn metadata_over_the_limit_is_refused() {
+        let c = Committed {
+            offset: 1,
+            leader_epoch: -1,
+            metadata: "x".repeat(10),
+            commit_timestamp: 0,
+        };
+        let r = Offsets::commit_records("g", &[("t".into(), 0, c)], 4);
+        assert_eq!(r[0].1, Err(CommitError::OffsetMetadataTooLarge));
+    }
+
+    #[test]
+    fn commits_from_outside_the_group_follow_kafka() {
+        let groups = Groups::new(GroupConfig::default());
+        // No group yet: a simple consumer (generation -1) may commit; a generation says it is stale.
+        assert_eq!(Offsets::check_commit(&groups, "g", -1, "", None), Ok(()));
+        assert_eq!(
+            Offsets::check_commit(&groups, "g", 3, "m", None),
+            Err(GroupError::IllegalGeneration)
+        );
+        assert_eq!(
+            Offsets::check_commit(&groups, "", -1, "", None),
+            Err(GroupError::InvalidGroupId)
+        );
+    }
+}
