@@ -62,6 +62,7 @@ fn run_broker(properties: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Re
         .build()
         .context("starting the Tokio runtime")?;
     runtime.block_on(async move {
+        let shutdown = shutdown_signal()?;
         let server = match BoundServer::bind(config).await {
             Ok(s) => s,
             Err(e) => {
@@ -80,31 +81,24 @@ fn run_broker(properties: Option<PathBuf>, overrides: Vec<String>) -> anyhow::Re
             a.port,
             server.broker.config.log_dir.display()
         );
-        brook_broker::run(server, shutdown_signal()).await;
+        brook_broker::run(server, shutdown).await;
         println!("[brook] stopped");
         anyhow::Ok(())
     })
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(t) => t,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+/// Registers SIGINT and SIGTERM handlers now (before the broker announces itself, so a signal
+/// that follows the "listening" line at once is never lost) and returns the future that completes
+/// on the first of them.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
+    let mut terminate =
+        signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    Ok(async move {
         tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = ctrl_c.await;
-    }
+    })
 }

@@ -1,0 +1,583 @@
+//! The admin client: topics, partitions, configs, records and the cluster, by Kafka's admin APIs.
+
+use std::collections::BTreeMap;
+
+use brook_protocol::kafka::messages::create_partitions_request::CreatePartitionsTopic;
+use brook_protocol::kafka::messages::create_topics_request::{
+    CreatableTopic, CreatableTopicConfig,
+};
+use brook_protocol::kafka::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
+use brook_protocol::kafka::messages::delete_topics_request::DeleteTopicState;
+use brook_protocol::kafka::messages::describe_configs_request::DescribeConfigsResource;
+use brook_protocol::kafka::messages::incremental_alter_configs_request::{
+    AlterConfigsResource, AlterableConfig,
+};
+use brook_protocol::kafka::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsTopic,
+};
+use brook_protocol::kafka::messages::*;
+use brook_protocol::kafka::protocol::StrBytes;
+
+use crate::cluster::{BrokerInfo, ClientConfig, Cluster, TopicInfo};
+use crate::error::{check, ClientError};
+
+fn s(v: impl Into<String>) -> StrBytes {
+    StrBytes::from_string(v.into())
+}
+fn tn(v: impl Into<String>) -> TopicName {
+    TopicName(s(v))
+}
+
+/// A topic to create.
+#[derive(Debug, Clone)]
+pub struct NewTopic {
+    pub name: String,
+    /// -1: the broker's num.partitions.
+    pub partitions: i32,
+    /// -1: the broker's default.replication.factor.
+    pub replication_factor: i16,
+    pub configs: BTreeMap<String, String>,
+}
+
+impl NewTopic {
+    pub fn new(name: impl Into<String>, partitions: i32, replication_factor: i16) -> NewTopic {
+        NewTopic {
+            name: name.into(),
+            partitions,
+            replication_factor,
+            configs: BTreeMap::new(),
+        }
+    }
+    pub fn config(mut self, key: impl Into<String>, value: impl Into<String>) -> NewTopic {
+        self.configs.insert(key.into(), value.into());
+        self
+    }
+}
+
+/// What a config request is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConfigResource {
+    Topic(String),
+    Broker(String),
+}
+
+impl ConfigResource {
+    fn wire(&self) -> (i8, StrBytes) {
+        match self {
+            ConfigResource::Topic(t) => (2, s(t.clone())),
+            ConfigResource::Broker(b) => (4, s(b.clone())),
+        }
+    }
+}
+
+/// Where a config value comes from (DescribeConfigs' config source).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    Unknown,
+    DynamicTopic,
+    DynamicBroker,
+    DynamicDefaultBroker,
+    StaticBroker,
+    Default,
+    Other(i8),
+}
+
+impl From<i8> for ConfigSource {
+    fn from(v: i8) -> Self {
+        match v {
+            0 => ConfigSource::Unknown,
+            1 => ConfigSource::DynamicTopic,
+            2 => ConfigSource::DynamicBroker,
+            3 => ConfigSource::DynamicDefaultBroker,
+            4 => ConfigSource::StaticBroker,
+            5 => ConfigSource::Default,
+            other => ConfigSource::Other(other),
+        }
+    }
+}
+
+/// One described config.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigEntry {
+    pub name: String,
+    pub value: Option<String>,
+    pub source: ConfigSource,
+    pub read_only: bool,
+    pub sensitive: bool,
+}
+
+/// An incremental config change (IncrementalAlterConfigs).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AlterConfigOp {
+    Set(String, String),
+    Delete(String),
+    Append(String, String),
+    Subtract(String, String),
+}
+
+/// Which offset ListOffsets asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetSpec {
+    Earliest,
+    Latest,
+    MaxTimestamp,
+    /// The first offset whose timestamp is at or after this (ms since the epoch).
+    Timestamp(i64),
+}
+
+impl OffsetSpec {
+    fn wire(self) -> i64 {
+        match self {
+            OffsetSpec::Earliest => -2,
+            OffsetSpec::Latest => -1,
+            OffsetSpec::MaxTimestamp => -3,
+            OffsetSpec::Timestamp(t) => t,
+        }
+    }
+}
+
+/// A ListOffsets answer: offset -1 when no record matches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ListedOffset {
+    pub offset: i64,
+    pub timestamp: i64,
+    pub leader_epoch: i32,
+}
+
+/// The cluster as DescribeCluster reports it.
+#[derive(Debug, Clone)]
+pub struct ClusterDescription {
+    pub cluster_id: String,
+    pub controller_id: i32,
+    pub brokers: Vec<BrokerInfo>,
+}
+
+/// Kafka's admin client.
+pub struct Admin {
+    cluster: Cluster,
+}
+
+type PerTopic<T> = Vec<(String, Result<T, ClientError>)>;
+
+impl Admin {
+    pub fn new(config: ClientConfig) -> Result<Admin, ClientError> {
+        Ok(Admin {
+            cluster: Cluster::new(config)?,
+        })
+    }
+
+    pub fn cluster(&self) -> &Cluster {
+        &self.cluster
+    }
+
+    /// CreateTopics; one result per topic, in order.
+    pub async fn create_topics(
+        &self,
+        topics: &[NewTopic],
+        validate_only: bool,
+    ) -> Result<PerTopic<()>, ClientError> {
+        let req = CreateTopicsRequest::default()
+            .with_timeout_ms(self.timeout_ms())
+            .with_validate_only(validate_only)
+            .with_topics(
+                topics
+                    .iter()
+                    .map(|t| {
+                        CreatableTopic::default()
+                            .with_name(tn(t.name.clone()))
+                            .with_num_partitions(t.partitions)
+                            .with_replication_factor(t.replication_factor)
+                            .with_configs(
+                                t.configs
+                                    .iter()
+                                    .map(|(k, v)| {
+                                        CreatableTopicConfig::default()
+                                            .with_name(s(k.clone()))
+                                            .with_value(Some(s(v.clone())))
+                                    })
+                                    .collect(),
+                            )
+                    })
+                    .collect(),
+            );
+        let conn = self.cluster.controller().await?;
+        let (_, resp) = conn
+            .send(RequestKind::CreateTopics(req), ApiKey::CreateTopics, 7)
+            .await?;
+        let ResponseKind::CreateTopics(r) = resp else {
+            return Err(unexpected("CreateTopics"));
+        };
+        Ok(r.topics
+            .into_iter()
+            .map(|t| {
+                (
+                    t.name.to_string(),
+                    check(t.error_code, t.error_message.map(|m| m.to_string())),
+                )
+            })
+            .collect())
+    }
+
+    /// DeleteTopics by name; one result per topic.
+    pub async fn delete_topics(&self, names: &[String]) -> Result<PerTopic<()>, ClientError> {
+        let conn = self.cluster.controller().await?;
+        let v = conn.version(ApiKey::DeleteTopics, 6)?;
+        let mut req = DeleteTopicsRequest::default().with_timeout_ms(self.timeout_ms());
+        if v >= 6 {
+            req.topics = names
+                .iter()
+                .map(|n| DeleteTopicState::default().with_name(Some(tn(n.clone()))))
+                .collect();
+        } else {
+            req.topic_names = names.iter().map(|n| tn(n.clone())).collect();
+        }
+        let (_, resp) = conn
+            .send(RequestKind::DeleteTopics(req), ApiKey::DeleteTopics, 6)
+            .await?;
+        let ResponseKind::DeleteTopics(r) = resp else {
+            return Err(unexpected("DeleteTopics"));
+        };
+        Ok(r.responses
+            .into_iter()
+            .map(|t| {
+                (
+                    t.name.map(|n| n.to_string()).unwrap_or_default(),
+                    check(t.error_code, t.error_message.map(|m| m.to_string())),
+                )
+            })
+            .collect())
+    }
+
+    /// Every topic name (internal ones too when asked).
+    pub async fn list_topics(&self, include_internal: bool) -> Result<Vec<String>, ClientError> {
+        let md = self.cluster.refresh(None).await?;
+        Ok(md
+            .topics
+            .values()
+            .filter(|t| include_internal || !t.is_internal)
+            .map(|t| t.name.clone())
+            .collect())
+    }
+
+    /// Metadata of the given topics; an unknown topic is an error.
+    pub async fn describe_topics(&self, names: &[String]) -> Result<Vec<TopicInfo>, ClientError> {
+        let md = self.cluster.refresh(Some(names)).await?;
+        names
+            .iter()
+            .map(|n| {
+                let t = md.topics.get(n).cloned().ok_or_else(|| {
+                    ClientError::kafka(3, Some(format!("Topic '{n}' does not exist.")))
+                })?;
+                check(t.error_code, None)?;
+                Ok(t)
+            })
+            .collect()
+    }
+
+    /// CreatePartitions: grows a topic to `count` partitions.
+    pub async fn create_partitions(
+        &self,
+        topic: &str,
+        count: i32,
+        validate_only: bool,
+    ) -> Result<(), ClientError> {
+        let req = CreatePartitionsRequest::default()
+            .with_timeout_ms(self.timeout_ms())
+            .with_validate_only(validate_only)
+            .with_topics(vec![CreatePartitionsTopic::default()
+                .with_name(tn(topic))
+                .with_count(count)
+                // null: let the controller place the new partitions (an empty list would mean
+                // "these zero assignments").
+                .with_assignments(None)]);
+        let conn = self.cluster.controller().await?;
+        let (_, resp) = conn
+            .send(
+                RequestKind::CreatePartitions(req),
+                ApiKey::CreatePartitions,
+                3,
+            )
+            .await?;
+        let ResponseKind::CreatePartitions(r) = resp else {
+            return Err(unexpected("CreatePartitions"));
+        };
+        let t = r
+            .results
+            .into_iter()
+            .next()
+            .ok_or_else(|| unexpected("CreatePartitions"))?;
+        check(t.error_code, t.error_message.map(|m| m.to_string()))
+    }
+
+    /// DescribeConfigs of one resource (all its configs).
+    pub async fn describe_configs(
+        &self,
+        resource: &ConfigResource,
+    ) -> Result<Vec<ConfigEntry>, ClientError> {
+        let (kind, name) = resource.wire();
+        let req = DescribeConfigsRequest::default().with_resources(vec![
+            DescribeConfigsResource::default()
+                .with_resource_type(kind)
+                .with_resource_name(name)
+                .with_configuration_keys(None),
+        ]);
+        let conn = match resource {
+            ConfigResource::Broker(id) => match id.parse::<i32>() {
+                Ok(id) => self.cluster.broker(id).await?,
+                Err(_) => self.cluster.any().await?,
+            },
+            ConfigResource::Topic(_) => self.cluster.any().await?,
+        };
+        let (_, resp) = conn
+            .send(
+                RequestKind::DescribeConfigs(req),
+                ApiKey::DescribeConfigs,
+                4,
+            )
+            .await?;
+        let ResponseKind::DescribeConfigs(r) = resp else {
+            return Err(unexpected("DescribeConfigs"));
+        };
+        let res = r
+            .results
+            .into_iter()
+            .next()
+            .ok_or_else(|| unexpected("DescribeConfigs"))?;
+        check(res.error_code, res.error_message.map(|m| m.to_string()))?;
+        Ok(res
+            .configs
+            .into_iter()
+            .map(|c| ConfigEntry {
+                name: c.name.to_string(),
+                value: c.value.map(|v| v.to_string()),
+                source: c.config_source.into(),
+                read_only: c.read_only,
+                sensitive: c.is_sensitive,
+            })
+            .collect())
+    }
+
+    /// IncrementalAlterConfigs on one resource.
+    pub async fn incremental_alter_configs(
+        &self,
+        resource: &ConfigResource,
+        ops: &[AlterConfigOp],
+        validate_only: bool,
+    ) -> Result<(), ClientError> {
+        let (kind, name) = resource.wire();
+        let configs = ops
+            .iter()
+            .map(|op| {
+                let (n, v, code) = match op {
+                    AlterConfigOp::Set(n, v) => (n, Some(v), 0),
+                    AlterConfigOp::Delete(n) => (n, None, 1),
+                    AlterConfigOp::Append(n, v) => (n, Some(v), 2),
+                    AlterConfigOp::Subtract(n, v) => (n, Some(v), 3),
+                };
+                AlterableConfig::default()
+                    .with_name(s(n.clone()))
+                    .with_config_operation(code)
+                    .with_value(v.map(|v| s(v.clone())))
+            })
+            .collect();
+        let req = IncrementalAlterConfigsRequest::default()
+            .with_validate_only(validate_only)
+            .with_resources(vec![AlterConfigsResource::default()
+                .with_resource_type(kind)
+                .with_resource_name(name)
+                .with_configs(configs)]);
+        let conn = self.cluster.controller().await?;
+        let (_, resp) = conn
+            .send(
+                RequestKind::IncrementalAlterConfigs(req),
+                ApiKey::IncrementalAlterConfigs,
+                1,
+            )
+            .await?;
+        let ResponseKind::IncrementalAlterConfigs(r) = resp else {
+            return Err(unexpected("IncrementalAlterConfigs"));
+        };
+        let res = r
+            .responses
+            .into_iter()
+            .next()
+            .ok_or_else(|| unexpected("IncrementalAlterConfigs"))?;
+        check(res.error_code, res.error_message.map(|m| m.to_string()))
+    }
+
+    /// DeleteRecords: deletes everything before `offset` in each partition (-1 = the high
+    /// watermark). Returns the new low watermark per partition.
+    pub async fn delete_records(
+        &self,
+        targets: &[(String, i32, i64)],
+    ) -> Result<Vec<((String, i32), Result<i64, ClientError>)>, ClientError> {
+        let mut by_leader: BTreeMap<i32, Vec<(String, i32, i64)>> = BTreeMap::new();
+        let names: Vec<String> = targets.iter().map(|t| t.0.clone()).collect();
+        let md = self.cluster.refresh(Some(&names)).await?;
+        let mut out = Vec::new();
+        for (t, p, o) in targets {
+            match md
+                .topics
+                .get(t)
+                .and_then(|ti| ti.partitions.iter().find(|x| x.partition == *p))
+            {
+                Some(info) if info.leader >= 0 => {
+                    by_leader
+                        .entry(info.leader)
+                        .or_default()
+                        .push((t.clone(), *p, *o))
+                }
+                _ => out.push(((t.clone(), *p), Err(ClientError::kafka(3, None)))),
+            }
+        }
+        for (leader, parts) in by_leader {
+            let mut topics: BTreeMap<String, Vec<DeleteRecordsPartition>> = BTreeMap::new();
+            for (t, p, o) in &parts {
+                topics.entry(t.clone()).or_default().push(
+                    DeleteRecordsPartition::default()
+                        .with_partition_index(*p)
+                        .with_offset(*o),
+                );
+            }
+            let req = DeleteRecordsRequest::default()
+                .with_timeout_ms(self.timeout_ms())
+                .with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(t, ps)| {
+                            DeleteRecordsTopic::default()
+                                .with_name(tn(t))
+                                .with_partitions(ps)
+                        })
+                        .collect(),
+                );
+            let conn = self.cluster.broker(leader).await?;
+            let (_, resp) = conn
+                .send(RequestKind::DeleteRecords(req), ApiKey::DeleteRecords, 2)
+                .await?;
+            let ResponseKind::DeleteRecords(r) = resp else {
+                return Err(unexpected("DeleteRecords"));
+            };
+            for t in r.topics {
+                for p in t.partitions {
+                    let res = check(p.error_code, None).map(|_| p.low_watermark);
+                    out.push(((t.name.to_string(), p.partition_index), res));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// ListOffsets for partitions (read_uncommitted), routed to each partition's leader.
+    pub async fn list_offsets(
+        &self,
+        targets: &[(String, i32)],
+        spec: OffsetSpec,
+    ) -> Result<BTreeMap<(String, i32), Result<ListedOffset, ClientError>>, ClientError> {
+        let names: Vec<String> = targets.iter().map(|t| t.0.clone()).collect();
+        let md = self.cluster.refresh(Some(&names)).await?;
+        let mut out = BTreeMap::new();
+        let mut by_leader: BTreeMap<i32, BTreeMap<String, Vec<i32>>> = BTreeMap::new();
+        for (t, p) in targets {
+            match md
+                .topics
+                .get(t)
+                .and_then(|ti| ti.partitions.iter().find(|x| x.partition == *p))
+            {
+                Some(info) if info.leader >= 0 => by_leader
+                    .entry(info.leader)
+                    .or_default()
+                    .entry(t.clone())
+                    .or_default()
+                    .push(*p),
+                _ => {
+                    out.insert((t.clone(), *p), Err(ClientError::kafka(3, None)));
+                }
+            }
+        }
+        for (leader, topics) in by_leader {
+            let req = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(t, ps)| {
+                            ListOffsetsTopic::default()
+                                .with_name(tn(t))
+                                .with_partitions(
+                                    ps.into_iter()
+                                        .map(|p| {
+                                            ListOffsetsPartition::default()
+                                                .with_partition_index(p)
+                                                .with_timestamp(spec.wire())
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                );
+            let conn = self.cluster.broker(leader).await?;
+            let (_, resp) = conn
+                .send(RequestKind::ListOffsets(req), ApiKey::ListOffsets, 8)
+                .await?;
+            let ResponseKind::ListOffsets(r) = resp else {
+                return Err(unexpected("ListOffsets"));
+            };
+            for t in r.topics {
+                for p in t.partitions {
+                    let res = check(p.error_code, None).map(|_| ListedOffset {
+                        offset: p.offset,
+                        timestamp: p.timestamp,
+                        leader_epoch: p.leader_epoch,
+                    });
+                    out.insert((t.name.to_string(), p.partition_index), res);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// DescribeCluster.
+    pub async fn describe_cluster(&self) -> Result<ClusterDescription, ClientError> {
+        let conn = self.cluster.any().await?;
+        let (_, resp) = conn
+            .send(
+                RequestKind::DescribeCluster(DescribeClusterRequest::default()),
+                ApiKey::DescribeCluster,
+                1,
+            )
+            .await?;
+        let ResponseKind::DescribeCluster(r) = resp else {
+            return Err(unexpected("DescribeCluster"));
+        };
+        check(r.error_code, r.error_message.map(|m| m.to_string()))?;
+        Ok(ClusterDescription {
+            cluster_id: r.cluster_id.to_string(),
+            controller_id: r.controller_id.0,
+            brokers: r
+                .brokers
+                .into_iter()
+                .map(|b| BrokerInfo {
+                    node_id: b.broker_id.0,
+                    host: b.host.to_string(),
+                    port: b.port,
+                    rack: b.rack.map(|r| r.to_string()),
+                })
+                .collect(),
+        })
+    }
+
+    fn timeout_ms(&self) -> i32 {
+        self.cluster
+            .config
+            .request_timeout
+            .as_millis()
+            .min(i32::MAX as u128) as i32
+    }
+}
+
+fn unexpected(api: &str) -> ClientError {
+    ClientError::Protocol(format!("unexpected response to {api}"))
+}

@@ -1,0 +1,246 @@
+//! The cluster as a client sees it: bootstrap servers, broker connections by node id, and the
+//! metadata (brokers, topics, partition leaders) that routes requests.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use brook_protocol::kafka::messages::metadata_request::MetadataRequestTopic;
+use brook_protocol::kafka::messages::{
+    ApiKey, MetadataRequest, RequestKind, ResponseKind, TopicName,
+};
+use brook_protocol::kafka::protocol::StrBytes;
+use tokio::sync::Mutex;
+use uuid::Uuid;
+
+use crate::connection::Connection;
+use crate::error::ClientError;
+
+/// Client settings shared by the admin client, producer and consumer (Kafka's names).
+#[derive(Debug, Clone)]
+pub struct ClientConfig {
+    /// bootstrap.servers: `host:port` entries (comma- or space-separated in the string form).
+    pub bootstrap_servers: Vec<String>,
+    /// client.id
+    pub client_id: String,
+    /// request.timeout.ms
+    pub request_timeout: Duration,
+}
+
+impl ClientConfig {
+    pub fn new(bootstrap: &str) -> ClientConfig {
+        ClientConfig {
+            bootstrap_servers: bootstrap
+                .split([',', ' '])
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(String::from)
+                .collect(),
+            client_id: "brook-client".into(),
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A partition's place in the cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartitionInfo {
+    pub partition: i32,
+    pub leader: i32,
+    pub leader_epoch: i32,
+    pub replicas: Vec<i32>,
+    pub isr: Vec<i32>,
+    pub error_code: i16,
+}
+
+/// A topic's metadata.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub name: String,
+    pub topic_id: Uuid,
+    pub is_internal: bool,
+    pub partitions: Vec<PartitionInfo>,
+    pub error_code: i16,
+}
+
+/// A broker's address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerInfo {
+    pub node_id: i32,
+    pub host: String,
+    pub port: i32,
+    pub rack: Option<String>,
+}
+
+/// A metadata snapshot.
+#[derive(Debug, Clone, Default)]
+pub struct Metadata {
+    pub cluster_id: Option<String>,
+    pub controller_id: i32,
+    pub brokers: BTreeMap<i32, BrokerInfo>,
+    pub topics: BTreeMap<String, TopicInfo>,
+}
+
+/// Connections and metadata for one cluster.
+pub struct Cluster {
+    pub config: ClientConfig,
+    connections: Mutex<HashMap<i32, Arc<Connection>>>,
+    bootstrap: Mutex<Option<Arc<Connection>>>,
+    metadata: Mutex<Metadata>,
+}
+
+impl Cluster {
+    pub fn new(config: ClientConfig) -> Result<Cluster, ClientError> {
+        if config.bootstrap_servers.is_empty() {
+            return Err(ClientError::Config("bootstrap.servers is empty".into()));
+        }
+        Ok(Cluster {
+            config,
+            connections: Mutex::new(HashMap::new()),
+            bootstrap: Mutex::new(None),
+            metadata: Mutex::new(Metadata::default()),
+        })
+    }
+
+    /// A connection to any broker: an existing one, or the first bootstrap server that answers.
+    pub async fn any(&self) -> Result<Arc<Connection>, ClientError> {
+        if let Some(c) = self.connections.lock().await.values().next() {
+            return Ok(c.clone());
+        }
+        let mut boot = self.bootstrap.lock().await;
+        if let Some(c) = boot.as_ref() {
+            return Ok(c.clone());
+        }
+        let mut errors = Vec::new();
+        for addr in &self.config.bootstrap_servers {
+            match Connection::connect(addr, &self.config.client_id, self.config.request_timeout)
+                .await
+            {
+                Ok(c) => {
+                    let c = Arc::new(c);
+                    *boot = Some(c.clone());
+                    return Ok(c);
+                }
+                Err(e) => errors.push(e.to_string()),
+            }
+        }
+        Err(ClientError::NoBroker(errors.join("; ")))
+    }
+
+    /// The connection to a broker by node id (opened on first use from the metadata).
+    pub async fn broker(&self, node_id: i32) -> Result<Arc<Connection>, ClientError> {
+        if let Some(c) = self.connections.lock().await.get(&node_id) {
+            return Ok(c.clone());
+        }
+        let info = match self.metadata.lock().await.brokers.get(&node_id).cloned() {
+            Some(b) => b,
+            None => {
+                self.refresh(None).await?;
+                self.metadata
+                    .lock()
+                    .await
+                    .brokers
+                    .get(&node_id)
+                    .cloned()
+                    .ok_or_else(|| {
+                        ClientError::NoBroker(format!("broker {node_id} is not in the metadata"))
+                    })?
+            }
+        };
+        let addr = format!("{}:{}", info.host, info.port);
+        let c = Arc::new(
+            Connection::connect(&addr, &self.config.client_id, self.config.request_timeout).await?,
+        );
+        self.connections.lock().await.insert(node_id, c.clone());
+        Ok(c)
+    }
+
+    /// The current metadata snapshot.
+    pub async fn metadata(&self) -> Metadata {
+        self.metadata.lock().await.clone()
+    }
+
+    /// Fetches metadata for some topics (`None` = all) and updates the snapshot.
+    pub async fn refresh(&self, topics: Option<&[String]>) -> Result<Metadata, ClientError> {
+        let conn = self.any().await?;
+        let req = MetadataRequest::default()
+            .with_topics(topics.map(|ts| {
+                ts.iter()
+                    .map(|t| {
+                        MetadataRequestTopic::default()
+                            .with_name(Some(TopicName(StrBytes::from_string(t.clone()))))
+                    })
+                    .collect()
+            }))
+            .with_allow_auto_topic_creation(false);
+        let (_, resp) = conn
+            .send(RequestKind::Metadata(req), ApiKey::Metadata, 12)
+            .await?;
+        let ResponseKind::Metadata(r) = resp else {
+            return Err(ClientError::Protocol(
+                "unexpected response to Metadata".into(),
+            ));
+        };
+        let mut md = self.metadata.lock().await;
+        md.cluster_id = r.cluster_id.map(|c| c.to_string());
+        md.controller_id = r.controller_id.0;
+        md.brokers = r
+            .brokers
+            .iter()
+            .map(|b| {
+                (
+                    b.node_id.0,
+                    BrokerInfo {
+                        node_id: b.node_id.0,
+                        host: b.host.to_string(),
+                        port: b.port,
+                        rack: b.rack.as_ref().map(|r| r.to_string()),
+                    },
+                )
+            })
+            .collect();
+        if topics.is_none() {
+            md.topics.clear();
+        }
+        for t in r.topics {
+            let Some(name) = t.name.map(|n| n.to_string()) else {
+                continue;
+            };
+            md.topics.insert(
+                name.clone(),
+                TopicInfo {
+                    name,
+                    topic_id: t.topic_id,
+                    is_internal: t.is_internal,
+                    error_code: t.error_code,
+                    partitions: t
+                        .partitions
+                        .iter()
+                        .map(|p| PartitionInfo {
+                            partition: p.partition_index,
+                            leader: p.leader_id.0,
+                            leader_epoch: p.leader_epoch,
+                            replicas: p.replica_nodes.iter().map(|b| b.0).collect(),
+                            isr: p.isr_nodes.iter().map(|b| b.0).collect(),
+                            error_code: p.error_code,
+                        })
+                        .collect(),
+                },
+            );
+        }
+        Ok(md.clone())
+    }
+
+    /// The connection to the active controller (admin requests that change metadata go there).
+    pub async fn controller(&self) -> Result<Arc<Connection>, ClientError> {
+        let id = {
+            let md = self.metadata.lock().await;
+            (md.controller_id >= 0 && !md.brokers.is_empty()).then_some(md.controller_id)
+        };
+        let id = match id {
+            Some(id) => id,
+            None => self.refresh(Some(&[])).await?.controller_id,
+        };
+        self.broker(id).await
+    }
+}

@@ -1,0 +1,236 @@
+//! One connection to one broker: requests are pipelined, responses matched to them in order
+//! (Kafka answers each connection's requests in the order they were sent), and the API versions
+//! are negotiated once with ApiVersions.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use brook_protocol::frame::take_frame;
+use brook_protocol::kafka::messages::{
+    ApiKey, ApiVersionsRequest, RequestHeader, RequestKind, ResponseKind,
+};
+use brook_protocol::kafka::protocol::StrBytes;
+use brook_protocol::request::{decode_response, encode_request};
+use bytes::{Bytes, BytesMut};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot, Mutex};
+
+use crate::error::ClientError;
+
+/// Largest response accepted (Kafka's clients have no limit; this guards against garbage).
+const MAX_RESPONSE: usize = 1 << 30;
+
+struct InFlight {
+    correlation_id: i32,
+    api_key: ApiKey,
+    version: i16,
+    reply: oneshot::Sender<Result<ResponseKind, ClientError>>,
+}
+
+struct Writer {
+    sock: tokio::net::tcp::OwnedWriteHalf,
+    next_correlation: i32,
+    in_flight: mpsc::UnboundedSender<InFlight>,
+}
+
+/// A connection to a broker.
+pub struct Connection {
+    addr: String,
+    client_id: String,
+    writer: Mutex<Writer>,
+    versions: HashMap<i16, (i16, i16)>,
+    timeout: Duration,
+}
+
+impl Connection {
+    /// Connects and negotiates API versions.
+    pub async fn connect(
+        addr: &str,
+        client_id: &str,
+        timeout: Duration,
+    ) -> Result<Connection, ClientError> {
+        let sock = tokio::time::timeout(timeout, TcpStream::connect(addr))
+            .await
+            .map_err(|_| ClientError::Timeout(timeout))?
+            .map_err(|source| ClientError::Connect {
+                addr: addr.to_string(),
+                source,
+            })?;
+        let _ = sock.set_nodelay(true);
+        let (read, write) = sock.into_split();
+        let (tx, rx) = mpsc::unbounded_channel();
+        tokio::spawn(read_responses(addr.to_string(), read, rx));
+        let mut conn = Connection {
+            addr: addr.to_string(),
+            client_id: client_id.to_string(),
+            writer: Mutex::new(Writer {
+                sock: write,
+                next_correlation: 0,
+                in_flight: tx,
+            }),
+            versions: HashMap::new(),
+            timeout,
+        };
+        let req = ApiVersionsRequest::default()
+            .with_client_software_name(StrBytes::from_static_str("brook-client"))
+            .with_client_software_version(StrBytes::from_static_str(env!("CARGO_PKG_VERSION")));
+        let resp = match conn
+            .send_at(
+                RequestKind::ApiVersions(req.clone()),
+                ApiKey::ApiVersions,
+                3,
+            )
+            .await?
+        {
+            ResponseKind::ApiVersions(r) if r.error_code == 35 => {
+                // The broker does not know v3: retry with the version it offers (v0 always works).
+                match conn
+                    .send_at(RequestKind::ApiVersions(req), ApiKey::ApiVersions, 0)
+                    .await?
+                {
+                    ResponseKind::ApiVersions(r) => r,
+                    _ => {
+                        return Err(ClientError::Protocol(
+                            "unexpected ApiVersions response".into(),
+                        ))
+                    }
+                }
+            }
+            ResponseKind::ApiVersions(r) => r,
+            _ => {
+                return Err(ClientError::Protocol(
+                    "unexpected ApiVersions response".into(),
+                ))
+            }
+        };
+        crate::error::check(resp.error_code, None)?;
+        conn.versions = resp
+            .api_keys
+            .iter()
+            .map(|k| (k.api_key, (k.min_version, k.max_version)))
+            .collect();
+        Ok(conn)
+    }
+
+    pub fn addr(&self) -> &str {
+        &self.addr
+    }
+
+    /// The highest version both sides support, capped at `max` (the highest the caller handles).
+    pub fn version(&self, key: ApiKey, max: i16) -> Result<i16, ClientError> {
+        let ours = key.valid_versions();
+        let (bmin, bmax) = self
+            .versions
+            .get(&(key as i16))
+            .copied()
+            .ok_or_else(|| ClientError::Protocol(format!("broker does not support {key:?}")))?;
+        let v = bmax.min(ours.max).min(max);
+        if v < bmin.max(ours.min) {
+            return Err(ClientError::Protocol(format!(
+                "no common version of {key:?}: broker {bmin}..={bmax}, client {}..={}",
+                ours.min,
+                ours.max.min(max)
+            )));
+        }
+        Ok(v)
+    }
+
+    /// Sends a request at the negotiated version (at most `max`) and waits for its response.
+    pub async fn send(
+        &self,
+        body: RequestKind,
+        key: ApiKey,
+        max: i16,
+    ) -> Result<(i16, ResponseKind), ClientError> {
+        let v = self.version(key, max)?;
+        Ok((v, self.send_at(body, key, v).await?))
+    }
+
+    async fn send_at(
+        &self,
+        body: RequestKind,
+        key: ApiKey,
+        version: i16,
+    ) -> Result<ResponseKind, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut w = self.writer.lock().await;
+            w.next_correlation = w.next_correlation.wrapping_add(1);
+            let header = RequestHeader::default()
+                .with_request_api_key(key as i16)
+                .with_request_api_version(version)
+                .with_correlation_id(w.next_correlation)
+                .with_client_id(Some(StrBytes::from_string(self.client_id.clone())));
+            let frame =
+                encode_request(&header, &body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let in_flight = InFlight {
+                correlation_id: w.next_correlation,
+                api_key: key,
+                version,
+                reply: tx,
+            };
+            w.in_flight
+                .send(in_flight)
+                .map_err(|_| self.closed("reader stopped"))?;
+            w.sock
+                .write_all(&frame)
+                .await
+                .map_err(|e| self.closed(&e.to_string()))?;
+        }
+        match tokio::time::timeout(self.timeout, rx).await {
+            Err(_) => Err(ClientError::Timeout(self.timeout)),
+            Ok(Err(_)) => Err(self.closed("connection closed")),
+            Ok(Ok(r)) => r,
+        }
+    }
+
+    fn closed(&self, reason: &str) -> ClientError {
+        ClientError::Connection {
+            addr: self.addr.clone(),
+            reason: reason.to_string(),
+        }
+    }
+}
+
+async fn read_responses(
+    addr: String,
+    mut read: tokio::net::tcp::OwnedReadHalf,
+    mut in_flight: mpsc::UnboundedReceiver<InFlight>,
+) {
+    let mut buf = BytesMut::with_capacity(64 * 1024);
+    loop {
+        let frame: Bytes = loop {
+            match take_frame(&mut buf, MAX_RESPONSE) {
+                Ok(Some(f)) => break f.freeze(),
+                Ok(None) => {}
+                Err(e) => {
+                    tracing::warn!(%addr, error = %e, "bad response frame; closing");
+                    return;
+                }
+            }
+            match read.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        };
+        let Some(req) = in_flight.recv().await else {
+            return;
+        };
+        let correlation = match frame.get(..4) {
+            Some(c) => i32::from_be_bytes([c[0], c[1], c[2], c[3]]),
+            None => i32::MIN,
+        };
+        if correlation != req.correlation_id {
+            let _ = req.reply.send(Err(ClientError::Protocol(format!(
+                "response correlation id {correlation} does not match request {}",
+                req.correlation_id
+            ))));
+            return;
+        }
+        let result = decode_response(req.api_key, req.version, frame)
+            .map(|(_, body)| body)
+            .map_err(|e| ClientError::Protocol(format!("{:?} v{}: {e}", req.api_key, req.version)));
+        let _ = req.reply.send(result);
+    }
+}

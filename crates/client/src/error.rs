@@ -1,0 +1,69 @@
+//! Client errors.
+
+use brook_protocol::ResponseError;
+
+/// Why a client operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("cannot connect to {addr}: {source}")]
+    Connect {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("connection to {addr} failed: {reason}")]
+    Connection { addr: String, reason: String },
+    #[error("request timed out after {0:?}")]
+    Timeout(std::time::Duration),
+    #[error("protocol error: {0}")]
+    Protocol(String),
+    /// The broker answered with a Kafka error code.
+    #[error("{}", describe(*.code, .error, .message.as_deref()))]
+    Kafka {
+        code: i16,
+        error: Option<ResponseError>,
+        message: Option<String>,
+    },
+    #[error("no broker available: {0}")]
+    NoBroker(String),
+    #[error("invalid configuration: {0}")]
+    Config(String),
+}
+
+impl ClientError {
+    /// A Kafka error from a response's error code and message.
+    pub fn kafka(code: i16, message: Option<String>) -> ClientError {
+        ClientError::Kafka {
+            code,
+            error: ResponseError::try_from_code(code),
+            message,
+        }
+    }
+
+    /// The Kafka error code, if the broker refused.
+    pub fn code(&self) -> Option<i16> {
+        match self {
+            ClientError::Kafka { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+/// `Ok(())` for code 0, else the error.
+pub fn check(code: i16, message: Option<String>) -> Result<(), ClientError> {
+    if code == 0 {
+        Ok(())
+    } else {
+        Err(ClientError::kafka(code, message))
+    }
+}
+
+fn describe(code: i16, error: &Option<ResponseError>, message: Option<&str>) -> String {
+    let name = error
+        .map(|e| format!("{e:?}"))
+        .unwrap_or_else(|| format!("error code {code}"));
+    match (message, error) {
+        (Some(m), _) if !m.is_empty() => format!("{name}: {m}"),
+        (_, Some(e)) => format!("{name}: {e}"),
+        _ => name,
+    }
+}

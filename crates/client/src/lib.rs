@@ -1,0 +1,18 @@
+//! Brook's Kafka client for Rust.
+//!
+//! Owns what a Kafka client needs beyond the wire codec: serializers ([`serde`]), the partitioners
+//! that place records exactly where Kafka's Java client and librdkafka put them ([`partitioner`]),
+//! pipelined broker connections ([`connection`]), cluster metadata and request routing
+//! ([`cluster`]), and the admin client ([`admin`]). It speaks only the Kafka protocol, through
+//! `brook-protocol`, so it works against any Kafka cluster; it must never depend on Brook's broker,
+//! storage or metadata crates.
+
+pub mod admin;
+pub mod cluster;
+pub mod connection;
+pub mod error;
+pub mod partitioner;
+pub mod serde;
+
+pub use admin::Admin;
+pub use error::ClientError;
