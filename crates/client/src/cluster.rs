@@ -162,6 +162,16 @@ impl Cluster {
 
     /// Fetches metadata for some topics (`None` = all) and updates the snapshot.
     pub async fn refresh(&self, topics: Option<&[String]>) -> Result<Metadata, ClientError> {
+        self.refresh_allowing_creation(topics, false).await
+    }
+
+    /// [`Cluster::refresh`], letting the broker auto-create unknown topics when it is configured
+    /// to (a producer's `allow.auto.create.topics`).
+    pub async fn refresh_allowing_creation(
+        &self,
+        topics: Option<&[String]>,
+        allow_auto_topic_creation: bool,
+    ) -> Result<Metadata, ClientError> {
         let conn = self.any().await?;
         let req = MetadataRequest::default()
             .with_topics(topics.map(|ts| {
@@ -172,7 +182,7 @@ impl Cluster {
                     })
                     .collect()
             }))
-            .with_allow_auto_topic_creation(false);
+            .with_allow_auto_topic_creation(allow_auto_topic_creation);
         let (_, resp) = conn
             .send(RequestKind::Metadata(req), ApiKey::Metadata, 12)
             .await?;

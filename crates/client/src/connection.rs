@@ -147,6 +147,41 @@ impl Connection {
         Ok((v, self.send_at(body, key, v).await?))
     }
 
+    /// Encodes a request under the next correlation id (the writer lock keeps ids in send order).
+    fn next_frame(
+        &self,
+        w: &mut Writer,
+        body: &RequestKind,
+        key: ApiKey,
+        version: i16,
+    ) -> Result<(i32, Bytes), ClientError> {
+        w.next_correlation = w.next_correlation.wrapping_add(1);
+        let header = RequestHeader::default()
+            .with_request_api_key(key as i16)
+            .with_request_api_version(version)
+            .with_correlation_id(w.next_correlation)
+            .with_client_id(Some(StrBytes::from_string(self.client_id.clone())));
+        let frame =
+            encode_request(&header, body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+        Ok((w.next_correlation, frame))
+    }
+
+    /// Sends a request the broker does not answer (Produce with acks=0).
+    pub async fn send_without_response(
+        &self,
+        body: RequestKind,
+        key: ApiKey,
+        max: i16,
+    ) -> Result<(), ClientError> {
+        let version = self.version(key, max)?;
+        let mut w = self.writer.lock().await;
+        let (_, frame) = self.next_frame(&mut w, &body, key, version)?;
+        w.sock
+            .write_all(&frame)
+            .await
+            .map_err(|e| self.closed(&e.to_string()))
+    }
+
     async fn send_at(
         &self,
         body: RequestKind,
@@ -156,16 +191,9 @@ impl Connection {
         let (tx, rx) = oneshot::channel();
         {
             let mut w = self.writer.lock().await;
-            w.next_correlation = w.next_correlation.wrapping_add(1);
-            let header = RequestHeader::default()
-                .with_request_api_key(key as i16)
-                .with_request_api_version(version)
-                .with_correlation_id(w.next_correlation)
-                .with_client_id(Some(StrBytes::from_string(self.client_id.clone())));
-            let frame =
-                encode_request(&header, &body).map_err(|e| ClientError::Protocol(e.to_string()))?;
+            let (correlation_id, frame) = self.next_frame(&mut w, &body, key, version)?;
             let in_flight = InFlight {
-                correlation_id: w.next_correlation,
+                correlation_id,
                 api_key: key,
                 version,
                 reply: tx,
