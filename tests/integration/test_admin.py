@@ -125,3 +125,135 @@ def test_auto_topic_creation_follows_the_broker_setting(broker_factory):
     md = admin(off).list_topics(topic=name, timeout=10)
     assert md.topics[name].error.code() == KafkaError.UNKNOWN_TOPIC_OR_PART
     del on_metadata
+
+
+def test_incremental_alter_makes_a_dynamic_topic_config_and_delete_reverts_it(broker):
+    """A topic created without configs: an incremental SET shows up as DYNAMIC_TOPIC_CONFIG, a
+    DELETE brings back the default; unknown names and bad values are INVALID_CONFIG."""
+    a = admin(broker)
+    name = unique("incr")
+    create_topic(broker, name)
+    res = ConfigResource(ConfigResource.Type.TOPIC, name)
+    before = a.describe_configs([res])[res].result(15)
+    assert before["retention.ms"].value == "604800000"  # Kafka's default week
+    assert before["retention.ms"].source == ConfigSource.DEFAULT_CONFIG.value
+
+    def alter(*entries):
+        r = ConfigResource(ConfigResource.Type.TOPIC, name, incremental_configs=list(entries))
+        return a.incremental_alter_configs([r])[r]
+
+    alter(ConfigEntry("retention.ms", "3600000", incremental_operation=AlterConfigOpType.SET)).result(15)
+    after = a.describe_configs([res])[res].result(15)
+    assert after["retention.ms"].value == "3600000"
+    assert after["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert not after["retention.ms"].is_default
+
+    # Unknown name, malformed value: INVALID_CONFIG, and nothing changes.
+    assert error_code(alter(ConfigEntry("retention.msx", "1", incremental_operation=AlterConfigOpType.SET))) \
+        == KafkaError.INVALID_CONFIG
+    assert error_code(alter(ConfigEntry("retention.ms", "an hour", incremental_operation=AlterConfigOpType.SET))) \
+        == KafkaError.INVALID_CONFIG
+    assert a.describe_configs([res])[res].result(15)["retention.ms"].value == "3600000"
+
+    alter(ConfigEntry("retention.ms", None, incremental_operation=AlterConfigOpType.DELETE)).result(15)
+    reverted = a.describe_configs([res])[res].result(15)
+    assert reverted["retention.ms"].value == "604800000"
+    assert reverted["retention.ms"].source == ConfigSource.DEFAULT_CONFIG.value
+
+
+def test_legacy_alter_configs_replaces_the_whole_dynamic_set(broker):
+    """AlterConfigs (not incremental) sets exactly the given configs: dynamic configs that are
+    not named go back to their defaults, as in Kafka."""
+    a = admin(broker)
+    name = unique("legacy")
+    create_topic(broker, name, config={"retention.ms": "86400000", "max.message.bytes": "2000000"})
+    r = ConfigResource(ConfigResource.Type.TOPIC, name, set_config={"retention.ms": "5000"})
+    a.alter_configs([r])[r].result(15)
+    configs = a.describe_configs([ConfigResource("topic", name)])
+    configs = list(configs.values())[0].result(15)
+    assert configs["retention.ms"].value == "5000"
+    assert configs["retention.ms"].source == ConfigSource.DYNAMIC_TOPIC_CONFIG.value
+    assert configs["max.message.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
+    assert configs["max.message.bytes"].value != "2000000"
+
+
+def test_configs_of_an_unknown_topic_are_unknown_topic_or_partition(broker):
+    a = admin(broker)
+    res = ConfigResource(ConfigResource.Type.TOPIC, unique("nope"))
+    assert error_code(a.describe_configs([res])[res]) == KafkaError.UNKNOWN_TOPIC_OR_PART
+
+
+def test_describe_broker_configs_lists_kafka_property_names(broker_factory):
+    b = broker_factory(num_partitions="3", log_retention_ms="7200000")
+    a = admin(b)
+    res = ConfigResource(ConfigResource.Type.BROKER, "1")
+    configs = a.describe_configs([res])[res].result(15)
+    assert configs["num.partitions"].value == "3"
+    assert configs["log.retention.ms"].value == "7200000"
+    # Set on the command line: a static broker config, as in Kafka.
+    assert configs["num.partitions"].source == ConfigSource.STATIC_BROKER_CONFIG.value
+    # Topics created now inherit the broker's defaults.
+    topic = unique("inherit")
+    create_topic(b, topic)
+    t = ConfigResource(ConfigResource.Type.TOPIC, topic)
+    assert a.describe_configs([t])[t].result(15)["retention.ms"].value == "7200000"
+    # Kafka describes every broker config, defaults included (source DEFAULT_CONFIG), so that
+    # `kafka-configs.sh --describe --all` and admin UIs see the effective values.
+    missing = [n for n in ["auto.create.topics.enable", "message.max.bytes", "log.segment.bytes",
+                           "log.retention.check.interval.ms", "socket.request.max.bytes"]
+               if n not in configs]
+    assert not missing, f"broker configs not described: {missing}; described: {sorted(configs)}"
+    assert configs["message.max.bytes"].source == ConfigSource.DEFAULT_CONFIG.value
+
+
+def test_kafka_python_admin_topic_lifecycle_partitions_and_configs(broker):
+    from kafka.admin import ConfigResource as KpConfigResource
+    from kafka.admin import ConfigResourceType
+    from kafka.admin import NewPartitions as KpNewPartitions
+    from kafka.errors import InvalidConfigurationError, InvalidPartitionsError, UnknownTopicOrPartitionError
+
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=10000)
+    try:
+        name = unique("kp-life")
+        # validate_only creates nothing.
+        a.create_topics([KpNewTopic(name, num_partitions=3, replication_factor=1)], validate_only=True)
+        assert name not in a.list_topics()
+        a.create_topics([KpNewTopic(name, num_partitions=3, replication_factor=1,
+                                    topic_configs={"retention.ms": "86400000"})])
+        assert name in a.list_topics()
+
+        # Partitions: more is fine, fewer is INVALID_PARTITIONS.
+        a.create_partitions({name: KpNewPartitions(total_count=4)})
+        assert len(a.describe_topics([name])[0]["partitions"]) == 4
+        with pytest.raises(InvalidPartitionsError):
+            a.create_partitions({name: KpNewPartitions(total_count=2)})
+        assert len(a.describe_topics([name])[0]["partitions"]) == 4
+
+        # Configs: describe what was set at creation, change it, see the change.
+        described = a.describe_configs([KpConfigResource(ConfigResourceType.TOPIC, name)])
+        entry = described["topic"][name]["retention.ms"]
+        assert entry["value"] == "86400000"
+        assert entry["config_source"] == "DYNAMIC_TOPIC_CONFIG"
+        result = a.alter_configs([KpConfigResource(ConfigResourceType.TOPIC, name,
+                                                   configs={"retention.ms": "1234567"})], incremental=True)
+        assert result["topic"][name] == "OK"
+        described = a.describe_configs([KpConfigResource(ConfigResourceType.TOPIC, name)])
+        assert described["topic"][name]["retention.ms"]["value"] == "1234567"
+        # The legacy AlterConfigs path works as well.
+        result = a.alter_configs([KpConfigResource(ConfigResourceType.TOPIC, name,
+                                                   configs={"retention.ms": "7654321"})], incremental=False)
+        assert result["topic"][name] == "OK"
+        described = a.describe_configs([KpConfigResource(ConfigResourceType.TOPIC, name)])
+        assert described["topic"][name]["retention.ms"]["value"] == "7654321"
+        result = a.alter_configs([KpConfigResource(ConfigResourceType.TOPIC, name,
+                                                   configs={"retention.ms": "never"})],
+                                 incremental=True, raise_on_unknown=False)
+        assert "InvalidConfigurationError" in result["topic"][name] or \
+            InvalidConfigurationError.__name__ in result["topic"][name], result
+
+        a.delete_topics([name])
+        assert name not in a.list_topics()
+        with pytest.raises(UnknownTopicOrPartitionError):
+            a.delete_topics([name])
+    finally:
+        a.close()

@@ -1,5 +1,7 @@
 """Idempotent producers: retries never duplicate, gaps are refused, state survives restarts."""
 
+import pytest
+
 from conftest import unique
 from wire import Wire, record_batch
 from helpers import consume_all, create_topic, produce
@@ -64,3 +66,46 @@ def test_idempotent_librdkafka_producer_writes_each_record_once(broker):
     got = consume_all(broker, topic, [0, 1, 2], len(records))
     values = [m.value() for m in got]
     assert len(values) == len(set(values)) == len(records)
+
+
+@pytest.mark.parametrize("produce_version,init_version", [(3, 0), (4, 0), (5, 1), (6, 1), (7, 0), (8, 1)])
+def test_duplicates_and_gaps_on_every_non_flexible_produce_version(broker, produce_version, init_version):
+    """Same wire bytes, each non-flexible Produce version (3..8) and InitProducerId v0/v1."""
+    topic = unique(f"dupv{produce_version}")
+    create_topic(broker, topic)
+    w = Wire(broker.bootstrap)
+    pid, epoch = w.init_producer_id(version=init_version)
+    assert pid >= 0 and epoch == 0
+
+    def send(seq, values):
+        return w.produce(topic, 0, record_batch(pid, epoch, seq, values), version=produce_version)
+
+    assert send(0, [b"a", b"b", b"c"]) == (0, 0)
+    assert send(3, [b"d"]) == (0, 3)
+    assert send(4, [b"e", b"f"]) == (0, 4)
+    # The retry of the last batch and of an older one still in the last five: original offsets.
+    assert send(4, [b"e", b"f"]) == (0, 4)
+    assert send(0, [b"a", b"b", b"c"]) == (0, 0)
+    # A gap is OUT_OF_ORDER_SEQUENCE_NUMBER (45); nothing is appended.
+    assert send(7, [b"x"])[0] == 45
+    assert send(6, [b"g"]) == (0, 6)
+    got = consume_all(broker, topic, [0], 7)
+    assert [m.value() for m in got] == [b"a", b"b", b"c", b"d", b"e", b"f", b"g"]
+    assert [m.offset() for m in got] == list(range(7))
+
+
+def test_sequences_are_tracked_per_producer_id(broker):
+    topic = unique("perpid")
+    create_topic(broker, topic)
+    w = Wire(broker.bootstrap)
+    pid, epoch = w.init_producer_id()
+    other, other_epoch = w.init_producer_id()
+    assert other != pid
+    assert w.produce(topic, 0, record_batch(other, other_epoch, 0, [b"first"])) == (0, 0)
+    assert w.produce(topic, 0, record_batch(pid, epoch, 0, [b"second"])) == (0, 1)
+    # Each producer's retry maps to its own batch; each one's gap is its own.
+    assert w.produce(topic, 0, record_batch(other, other_epoch, 0, [b"first"])) == (0, 0)
+    assert w.produce(topic, 0, record_batch(pid, epoch, 0, [b"second"])) == (0, 1)
+    assert w.produce(topic, 0, record_batch(pid, epoch, 2, [b"gap"]))[0] == 45
+    assert w.produce(topic, 0, record_batch(other, other_epoch, 1, [b"third"])) == (0, 2)
+    assert [m.value() for m in consume_all(broker, topic, [0], 3)] == [b"first", b"second", b"third"]

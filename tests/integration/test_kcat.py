@@ -6,7 +6,7 @@ import subprocess
 import pytest
 
 from conftest import unique
-from helpers import create_topic, kafka_partition
+from helpers import create_topic, kafka_partition, produce
 
 KCAT = shutil.which("kcat") or shutil.which("kafkacat")
 assert KCAT, "kcat is installed by .ci/run"
@@ -55,3 +55,36 @@ def test_kcat_balanced_consumer_group_reads_everything(broker):
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err.decode()
     assert sorted(out.decode().split()) == sorted(f"m{i}" for i in range(50))
+
+
+def test_kcat_reads_each_partition_from_the_beginning_with_headers(broker):
+    topic = unique("kcat-p")
+    create_topic(broker, topic, partitions=3)
+    # Explicit partitions, a header on each record, lz4.
+    for p in range(3):
+        lines = "".join(f"p{p}k{i}:p{p}v{i}\n" for i in range(100))
+        kcat(broker, "-P", "-t", topic, "-p", str(p), "-K:", "-z", "lz4", "-H", f"part={p}",
+             input=lines.encode())
+    out = kcat(broker, "-L", "-t", topic)
+    for p in range(3):
+        assert f"partition {p}, leader 1, replicas: 1, isrs: 1" in out
+    for p in range(3):
+        out = kcat(broker, "-C", "-t", topic, "-p", str(p), "-o", "beginning", "-e", "-q",
+                   "-f", "%k:%s:%p:%o:%h\n")
+        rows = [r.split(":") for r in out.strip().splitlines()]
+        assert [(k, v, int(part), int(o), h) for k, v, part, o, h in rows] == \
+            [(f"p{p}k{i}", f"p{p}v{i}", p, i, f"part={p}") for i in range(100)]
+    # From an offset in the middle, and the last records with a negative offset.
+    out = kcat(broker, "-C", "-t", topic, "-p", "1", "-o", "90", "-e", "-q", "-f", "%o\n")
+    assert out.split() == [str(i) for i in range(90, 100)]
+    out = kcat(broker, "-C", "-t", topic, "-p", "2", "-o", "-3", "-e", "-q", "-f", "%o\n")
+    assert out.split() == ["97", "98", "99"]
+
+
+def test_kcat_query_offsets_by_timestamp(broker):
+    topic = unique("kcat-q")
+    create_topic(broker, topic)
+    base = 1_690_000_000_000
+    produce(broker, topic, [(None, f"v{i}".encode(), None, base + i * 10) for i in range(50)])
+    out = kcat(broker, "-Q", "-t", f"{topic}:0:{base + 125}")
+    assert out.strip() == f"{topic} [0] offset 13", out

@@ -148,3 +148,146 @@ def test_consumer_with_reset_none_sees_offset_out_of_range(broker):
         assert err is not None and err.code() == KafkaError._AUTO_OFFSET_RESET
     finally:
         c.close()
+
+
+def kp_consume(broker, topic, partitions, expected, timeout=60, start=0, **conf):
+    """Reads `expected` records with kafka-python (manual assignment, no group) from `start`."""
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None, enable_auto_commit=False,
+                      **conf)
+    tps = [KpTopicPartition(topic, p) for p in partitions]
+    c.assign(tps)
+    for tp in tps:
+        c.seek(tp, start)
+    out = []
+    deadline = time.monotonic() + timeout
+    try:
+        while len(out) < expected and time.monotonic() < deadline:
+            for records in c.poll(timeout_ms=500, max_records=5000).values():
+                out.extend(records)
+    finally:
+        c.close()
+    assert len(out) == expected, f"kafka-python consumed {len(out)} of {expected}"
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("codec", ["snappy", "zstd"])
+def test_kafka_python_consumes_ten_thousand_compressed_records(broker, codec):
+    """The same 10,000-record round trip, read back by a second, independent client."""
+    topic = unique("kp-" + codec)
+    create_topic(broker, topic, partitions=3)
+    records = [(f"key-{i}".encode(), f"value-{i}".encode(), [("n", str(i).encode())]) for i in range(N)]
+    delivered = produce(broker, topic, records, **{"compression.type": codec, "partitioner": "murmur2_random"})
+    got = kp_consume(broker, topic, [0, 1, 2], N)
+    by_key = {m.key: m for m in got}
+    assert len(by_key) == N
+    for i, (key, value, headers) in enumerate(records):
+        m = by_key[key]
+        assert m.value == value
+        assert list(m.headers) == headers
+        assert (m.partition, m.offset) == delivered[i]
+    for p in range(3):
+        offsets = [m.offset for m in got if m.partition == p]
+        assert offsets == list(range(len(offsets)))
+        seq = [int(dict(m.headers)["n"]) for m in got if m.partition == p]
+        assert seq == sorted(seq)
+
+
+def test_list_offsets_through_the_admin_api_and_kafka_python(broker):
+    """ListOffsets from two more clients: confluent-kafka's AdminClient (earliest, latest,
+    by timestamp, max timestamp) and kafka-python's consumer."""
+    from confluent_kafka.admin import OffsetSpec
+
+    topic = unique("lo")
+    create_topic(broker, topic)
+    base = 1_650_000_000_000
+    # Timestamps are not monotonic: the maximum is at offset 7.
+    stamps = [base + i * 1000 for i in range(10)]
+    stamps[7] = base + 60_000
+    produce(broker, topic, [(None, f"v{i}".encode(), None, ts) for i, ts in enumerate(stamps)])
+    a = admin(broker)
+    tp = TopicPartition(topic, 0)
+
+    def lo(spec):
+        return a.list_offsets({tp: spec})[tp].result(15)
+
+    assert lo(OffsetSpec.earliest()).offset == 0
+    assert lo(OffsetSpec.latest()).offset == 10
+    r = lo(OffsetSpec.for_timestamp(base + 2_500))
+    assert (r.offset, r.timestamp) == (3, base + 3000)
+    r = lo(OffsetSpec.max_timestamp())
+    assert (r.offset, r.timestamp) == (7, base + 60_000)
+
+    c = KafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
+    try:
+        ktp = KpTopicPartition(topic, 0)
+        assert c.beginning_offsets([ktp]) == {ktp: 0}
+        assert c.end_offsets([ktp]) == {ktp: 10}
+        found = c.offsets_for_times({ktp: base + 4_000})[ktp]
+        assert (found.offset, found.timestamp) == (4, base + 4000)
+        assert c.offsets_for_times({ktp: base + 61_000})[ktp] is None
+    finally:
+        c.close()
+
+
+def test_kafka_python_delete_records_and_reading_below_the_log_start(broker):
+    from kafka.admin import KafkaAdminClient
+    from kafka.errors import OffsetOutOfRangeError
+
+    topic = unique("kp-del")
+    create_topic(broker, topic, partitions=2)
+    produce(broker, topic, [(None, f"v{i}".encode()) for i in range(50)], partitioner="murmur2_random")
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "x"})
+    try:
+        highs = {p: c.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1] for p in (0, 1)}
+    finally:
+        c.close()
+    assert sum(highs.values()) == 50
+    a = KafkaAdminClient(bootstrap_servers=broker.bootstrap, request_timeout_ms=10000)
+    try:
+        tp0 = KpTopicPartition(topic, 0)
+        result = a.delete_records({tp0: 3})
+        assert result[tp0]["low_watermark"] == 3
+        tp1 = KpTopicPartition(topic, 1)
+        with pytest.raises(OffsetOutOfRangeError):
+            a.delete_records({tp1: highs[1] + 1})
+        # Deleting up to the high watermark empties the partition: that is allowed.
+        assert a.delete_records({tp1: highs[1]})[tp1]["low_watermark"] == highs[1]
+    finally:
+        a.close()
+    # kafka-python asked for offset 0, which is gone: it resets to the earliest offset (3).
+    got = kp_consume(broker, topic, [0], highs[0] - 3, auto_offset_reset="earliest")
+    assert [m.offset for m in got] == list(range(3, highs[0]))
+
+
+def test_producing_to_an_unknown_topic_creates_it_with_num_partitions(broker_factory):
+    b = broker_factory(num_partitions="3")
+    topic = unique("auto-produce")
+    delivered = produce(b, topic, [(f"k{i}".encode(), b"v") for i in range(30)], partitioner="murmur2_random")
+    md = admin(b).list_topics(timeout=10)
+    assert len(md.topics[topic].partitions) == 3
+    for i, (partition, _) in enumerate(delivered):
+        assert partition == kafka_partition(f"k{i}".encode(), 3)
+    assert len(consume_all(b, topic, [0, 1, 2], 30)) == 30
+    # kafka-python's producer triggers auto-creation as well.
+    other = unique("auto-kp")
+    p = KafkaProducer(bootstrap_servers=b.bootstrap, acks="all")
+    meta = p.send(other, key=b"k", value=b"v").get(timeout=30)
+    p.close()
+    assert meta.offset == 0
+    assert len(admin(b).list_topics(timeout=10).topics[other].partitions) == 3
+
+
+def test_producing_to_an_unknown_topic_fails_when_auto_creation_is_off(broker_factory):
+    from confluent_kafka import Producer
+
+    b = broker_factory(auto_create_topics_enable="false")
+    topic = unique("no-auto")
+    p = Producer({"bootstrap.servers": b.bootstrap, "message.timeout.ms": 3000})
+    errors = []
+    p.produce(topic, value=b"v", on_delivery=lambda err, msg: errors.append(err))
+    p.flush(20)
+    assert len(errors) == 1 and errors[0] is not None
+    assert errors[0].code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._UNKNOWN_TOPIC,
+                                KafkaError._MSG_TIMED_OUT), errors[0]
+    assert topic not in admin(b).list_topics(timeout=10).topics

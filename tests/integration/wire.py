@@ -59,18 +59,20 @@ class Wire:
             buf += chunk
         return buf
 
-    def init_producer_id(self):
-        # InitProducerId v1: transactional_id (null), transaction_timeout_ms
-        r = self.call(22, 1, _str(None) + struct.pack(">i", 60000))
+    def init_producer_id(self, version=1):
+        # InitProducerId v0/v1 (same layout): transactional_id (null), transaction_timeout_ms
+        assert version in (0, 1)
+        r = self.call(22, version, _str(None) + struct.pack(">i", 60000))
         _throttle, error, pid, epoch = struct.unpack(">ihqh", r[:16])
         assert error == 0
         return pid, epoch
 
-    def produce(self, topic, partition, batch):
-        """Produce v7 (non-flexible); returns (error_code, base_offset)."""
-        body = (_str(None) + struct.pack(">hii", -1, 10000, 1) + _str(topic)
+    def produce(self, topic, partition, batch, version=7, acks=-1):
+        """Produce v3..v8 (non-flexible, one request layout); returns (error_code, base_offset)."""
+        assert 3 <= version <= 8
+        body = (_str(None) + struct.pack(">hii", acks, 10000, 1) + _str(topic)
                 + struct.pack(">ii", 1, partition) + struct.pack(">i", len(batch)) + batch)
-        r = self.call(0, 7, body)
+        r = self.call(0, version, body)
         # responses: [topic: name, [partition, error, base_offset, log_append_time, log_start]]
         n_topics = struct.unpack(">i", r[:4])[0]
         assert n_topics == 1
