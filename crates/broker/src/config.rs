@@ -124,6 +124,63 @@ const BROKER_PROPERTIES: &[(&str, Kind)] = &[
     ("unclean.leader.election.enable", Kind::Bool),
 ];
 
+/// Kafka's defaults of the broker properties that have one, for DescribeConfigs (source
+/// DEFAULT_CONFIG) when the property was not set.
+pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
+    ("auto.create.topics.enable", "true"),
+    ("auto.leader.rebalance.enable", "true"),
+    ("compression.type", "producer"),
+    ("default.replication.factor", "1"),
+    ("delete.topic.enable", "true"),
+    ("group.consumer.heartbeat.interval.ms", "5000"),
+    ("group.consumer.max.size", "2147483647"),
+    ("group.consumer.session.timeout.ms", "45000"),
+    ("group.coordinator.rebalance.protocols", "classic,consumer"),
+    ("group.initial.rebalance.delay.ms", "3000"),
+    ("group.max.session.timeout.ms", "1800000"),
+    ("group.max.size", "2147483647"),
+    ("group.min.session.timeout.ms", "6000"),
+    ("log.cleaner.delete.retention.ms", "86400000"),
+    ("log.cleaner.enable", "true"),
+    ("log.cleaner.max.compaction.lag.ms", "9223372036854775807"),
+    ("log.cleaner.min.cleanable.ratio", "0.5"),
+    ("log.cleaner.min.compaction.lag.ms", "0"),
+    ("log.cleanup.policy", "delete"),
+    ("log.flush.interval.messages", "9223372036854775807"),
+    ("log.index.interval.bytes", "4096"),
+    ("log.index.size.max.bytes", "10485760"),
+    ("log.message.timestamp.after.max.ms", "3600000"),
+    ("log.message.timestamp.before.max.ms", "9223372036854775807"),
+    ("log.message.timestamp.type", "CreateTime"),
+    ("log.preallocate", "false"),
+    ("log.retention.bytes", "-1"),
+    ("log.retention.check.interval.ms", "300000"),
+    ("log.retention.hours", "168"),
+    ("log.roll.hours", "168"),
+    ("log.segment.bytes", "1073741824"),
+    ("log.segment.delete.delay.ms", "60000"),
+    ("max.connections", "2147483647"),
+    ("message.max.bytes", "1048588"),
+    ("min.insync.replicas", "1"),
+    ("num.io.threads", "8"),
+    ("num.network.threads", "3"),
+    ("num.partitions", "1"),
+    ("num.recovery.threads.per.data.dir", "2"),
+    ("offset.metadata.max.bytes", "4096"),
+    ("offsets.retention.check.interval.ms", "600000"),
+    ("offsets.retention.minutes", "10080"),
+    ("offsets.topic.num.partitions", "50"),
+    ("offsets.topic.replication.factor", "3"),
+    ("offsets.topic.segment.bytes", "104857600"),
+    ("replica.lag.time.max.ms", "30000"),
+    ("socket.receive.buffer.bytes", "102400"),
+    ("socket.request.max.bytes", "104857600"),
+    ("socket.send.buffer.bytes", "102400"),
+    ("transaction.state.log.min.isr", "2"),
+    ("transaction.state.log.replication.factor", "3"),
+    ("unclean.leader.election.enable", "false"),
+];
+
 /// A listener: `NAME://host:port`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Listener {
@@ -581,6 +638,14 @@ mod tests {
         assert_eq!(p[2], ("log.dirs".into(), "/tmp/x".into()));
         assert_eq!(p[3], ("long.value".into(), "a,b".into()));
         assert!(parse_properties("novalue\n", "f").is_err());
+    }
+
+    #[test]
+    fn every_documented_default_is_a_valid_known_property() {
+        for (name, value) in BROKER_DEFAULTS {
+            let kind = kind_of(name).unwrap_or_else(|| panic!("{name} is not a known property"));
+            check_value(name, kind, value).unwrap();
+        }
     }
 
     #[test]

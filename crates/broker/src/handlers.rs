@@ -103,7 +103,7 @@ pub async fn handle(broker: &Arc<Broker>, req: Request, peer: std::net::SocketAd
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions(None)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata(broker, r, v)),
         RequestKind::Produce(r) => {
-            return match produce(broker, r) {
+            return match produce(broker, r, v) {
                 Some(resp) => Reply::Send(Box::new(ResponseKind::Produce(resp))),
                 None => Reply::Nothing,
             }
@@ -349,7 +349,7 @@ fn resolve_topic(
     Ok(name.to_string())
 }
 
-fn produce(broker: &Arc<Broker>, r: ProduceRequest) -> Option<ProduceResponse> {
+fn produce(broker: &Arc<Broker>, r: ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks = r.acks;
     let image = broker.image();
     let now = now_ms();
@@ -382,6 +382,7 @@ fn produce(broker: &Arc<Broker>, r: ProduceRequest) -> Option<ProduceResponse> {
                     .records
                     .as_ref()
                     .ok_or((ResponseError::CorruptMessage, Some("no records".into())))?;
+                check_produce_records(records, version)?;
                 let mut buf = records.to_vec();
                 let mut log = partition.log();
                 match log.append_as_leader(&mut buf, partition.leader_epoch(), now) {
@@ -428,6 +429,38 @@ fn produce(broker: &Arc<Broker>, r: ProduceRequest) -> Option<ProduceResponse> {
     Some(ProduceResponse::default().with_responses(responses))
 }
 
+/// Kafka's rules for the records of a Produce request (v3+): exactly one batch, magic 2, and
+/// zstd only from Produce v7 (KIP-110). Checked on the header alone; nothing is decompressed.
+fn check_produce_records(
+    records: &[u8],
+    version: i16,
+) -> Result<(), (ResponseError, Option<String>)> {
+    use brook_protocol::batch::{BatchError, BatchHeader, Compression};
+    let invalid = |m: &str| (ResponseError::InvalidRecord, Some(m.to_string()));
+    let header = match BatchHeader::parse(records) {
+        Ok(h) => h,
+        Err(BatchError::UnsupportedMagic(_)) => {
+            return Err(invalid(&format!(
+                "Produce requests with version {version} are only allowed to contain record batches with magic version 2"
+            )))
+        }
+        // Length and CRC problems are the log's to report (CORRUPT_MESSAGE).
+        Err(_) => return Ok(()),
+    };
+    if header.size() < records.len() {
+        return Err(invalid(&format!(
+            "Produce requests with version {version} are only allowed to contain exactly one record batch"
+        )));
+    }
+    if header.compression() == Compression::Zstd && version < 7 {
+        return Err((
+            ResponseError::UnsupportedCompressionType,
+            Some("Produce requests with version below 7 cannot use zstd compression".into()),
+        ));
+    }
+    Ok(())
+}
+
 fn check_leader_epoch(current: i32, requested: i32) -> Result<(), ResponseError> {
     if requested < 0 || requested == current {
         Ok(())
@@ -446,7 +479,8 @@ async fn fetch(broker: &Arc<Broker>, r: FetchRequest) -> FetchResponse {
         tokio::pin!(notified);
         notified.as_mut().enable();
         let (response, bytes, any_error) = fetch_once(broker, &r);
-        if bytes >= min_bytes.max(1) || any_error || tokio::time::Instant::now() >= deadline {
+        // min_bytes=0 is satisfied by nothing: answer at once, as Kafka does.
+        if bytes >= min_bytes || any_error || tokio::time::Instant::now() >= deadline {
             return response;
         }
         tokio::select! {
@@ -708,22 +742,32 @@ fn describe_configs(broker: &Arc<Broker>, r: DescribeConfigsRequest) -> Describe
                             broker.config.node_id
                         )));
                     } else {
-                        out.configs = broker
+                        // What was set (static), then Kafka's default for everything else.
+                        let set = broker
                             .config
                             .properties
                             .iter()
-                            .filter(|(k, _)| keys.as_ref().is_none_or(|ks| ks.contains(*k)))
-                            .map(|(k, v)| {
+                            .map(|(k, v)| (k.as_str(), v.as_str(), SOURCE_STATIC_BROKER));
+                        let defaults = crate::config::BROKER_DEFAULTS
+                            .iter()
+                            .filter(|(k, _)| !broker.config.properties.contains_key(*k))
+                            .map(|(k, v)| (*k, *v, SOURCE_DEFAULT));
+                        let mut all: Vec<(&str, &str, i8)> = set.chain(defaults).collect();
+                        all.sort();
+                        out.configs = all
+                            .into_iter()
+                            .filter(|(k, _, _)| keys.as_ref().is_none_or(|ks| ks.contains(*k)))
+                            .map(|(k, v, source)| {
                                 let kind = TOPIC_CONFIGS
                                     .iter()
-                                    .find(|d| d.broker_synonym == Some(k.as_str()))
+                                    .find(|d| d.broker_synonym == Some(k))
                                     .map(|d| d.kind)
                                     .unwrap_or(ConfigType::String);
                                 DescribeConfigsResourceResult::default()
-                                    .with_name(s(k.clone()))
-                                    .with_value(Some(s(v.clone())))
+                                    .with_name(s(k))
+                                    .with_value(Some(s(v)))
                                     .with_read_only(true)
-                                    .with_config_source(SOURCE_STATIC_BROKER)
+                                    .with_config_source(source)
                                     .with_config_type(kind as i8)
                             })
                             .collect();
