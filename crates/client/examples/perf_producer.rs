@@ -36,6 +36,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         last.await?;
     }
     let secs = started.elapsed().as_secs_f64();
-    println!("{:.0} {:.2}", count as f64 / secs, (count * size) as f64 / secs / 1e6);
+    println!(
+        "{:.0} {:.2}",
+        count as f64 / secs,
+        (count * size) as f64 / secs / 1e6
+    );
     Ok(())
 }

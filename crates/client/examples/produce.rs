@@ -14,13 +14,17 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let producer = Producer::new(ProducerConfig::new(&bootstrap))?;
     let mut deliveries = Vec::new();
     for i in 0..10 {
-        let record = ProducerRecord::new(&topic, Some(format!("key-{i}")), Some(format!("value-{i}")));
+        let record =
+            ProducerRecord::new(&topic, Some(format!("key-{i}")), Some(format!("value-{i}")));
         deliveries.push(producer.send(record).await?);
     }
     producer.flush().await?;
     for d in deliveries {
         let md = d.await?;
-        println!("{} partition {} offset {}", md.topic, md.partition, md.offset);
+        println!(
+            "{} partition {} offset {}",
+            md.topic, md.partition, md.offset
+        );
     }
     Ok(())
 }

@@ -132,19 +132,17 @@ impl Cluster {
         if let Some(c) = self.connections.lock().await.get(&node_id) {
             return Ok(c.clone());
         }
-        let info = match self.metadata.lock().await.brokers.get(&node_id).cloned() {
+        // Bind the lookup first: a guard in a `match` scrutinee lives through the arms, and the
+        // refresh below takes the same lock.
+        let known = self.metadata.lock().await.brokers.get(&node_id).cloned();
+        let info = match known {
             Some(b) => b,
             None => {
                 self.refresh(None).await?;
-                self.metadata
-                    .lock()
-                    .await
-                    .brokers
-                    .get(&node_id)
-                    .cloned()
-                    .ok_or_else(|| {
-                        ClientError::NoBroker(format!("broker {node_id} is not in the metadata"))
-                    })?
+                let md = self.metadata.lock().await;
+                md.brokers.get(&node_id).cloned().ok_or_else(|| {
+                    ClientError::NoBroker(format!("broker {node_id} is not in the metadata"))
+                })?
             }
         };
         let addr = format!("{}:{}", info.host, info.port);

@@ -136,6 +136,19 @@ impl Connection {
         Ok(v)
     }
 
+    /// [`Connection::send`] with a longer wait for the answer: a JoinGroup is held by the
+    /// coordinator until the rebalance completes (up to the rebalance timeout).
+    pub async fn send_waiting(
+        &self,
+        body: RequestKind,
+        key: ApiKey,
+        max: i16,
+        wait: Duration,
+    ) -> Result<(i16, ResponseKind), ClientError> {
+        let v = self.version(key, max)?;
+        Ok((v, self.send_at_for(body, key, v, wait).await?))
+    }
+
     /// Sends a request at the negotiated version (at most `max`) and waits for its response.
     pub async fn send(
         &self,
@@ -188,6 +201,16 @@ impl Connection {
         key: ApiKey,
         version: i16,
     ) -> Result<ResponseKind, ClientError> {
+        self.send_at_for(body, key, version, self.timeout).await
+    }
+
+    async fn send_at_for(
+        &self,
+        body: RequestKind,
+        key: ApiKey,
+        version: i16,
+        wait: Duration,
+    ) -> Result<ResponseKind, ClientError> {
         let (tx, rx) = oneshot::channel();
         {
             let mut w = self.writer.lock().await;
@@ -206,8 +229,8 @@ impl Connection {
                 .await
                 .map_err(|e| self.closed(&e.to_string()))?;
         }
-        match tokio::time::timeout(self.timeout, rx).await {
-            Err(_) => Err(ClientError::Timeout(self.timeout)),
+        match tokio::time::timeout(wait, rx).await {
+            Err(_) => Err(ClientError::Timeout(wait)),
             Ok(Err(_)) => Err(self.closed("connection closed")),
             Ok(Ok(r)) => r,
         }

@@ -15,11 +15,17 @@ pub struct TestBroker {
 
 impl TestBroker {
     pub async fn start() -> TestBroker {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a broker with extra `key=value` properties.
+    pub async fn start_with(extra: &[&str]) -> TestBroker {
         let dir = tempfile::tempdir().unwrap();
-        let overrides = vec![
+        let mut overrides = vec![
             "listeners=PLAINTEXT://127.0.0.1:0".to_string(),
             format!("log.dirs={}", dir.path().display()),
         ];
+        overrides.extend(extra.iter().map(|s| s.to_string()));
         let server = BoundServer::bind(BrokerConfig::load(None, &overrides).unwrap())
             .await
             .unwrap();

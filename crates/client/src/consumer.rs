@@ -1,0 +1,1005 @@
+//! The consumer: manual assignment or group subscription (Kafka's classic group protocol with the
+//! range or round-robin assignor run by the group leader), `poll` returning batches of records,
+//! `auto.offset.reset`, automatic and explicit commits, seek, position and committed offsets.
+//!
+//! Like Kafka's Java consumer, the group protocol runs inside `poll`; heartbeats run in a
+//! background task so a slow poll loop does not lose the membership before `session.timeout.ms`.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use brook_protocol::kafka::messages::consumer_protocol_assignment::TopicPartition as AssignedTopic;
+use brook_protocol::kafka::messages::fetch_request::{FetchPartition, FetchTopic};
+use brook_protocol::kafka::messages::join_group_request::JoinGroupRequestProtocol;
+use brook_protocol::kafka::messages::leave_group_request::MemberIdentity;
+use brook_protocol::kafka::messages::offset_commit_request::{
+    OffsetCommitRequestPartition, OffsetCommitRequestTopic,
+};
+use brook_protocol::kafka::messages::offset_fetch_request::OffsetFetchRequestTopic;
+use brook_protocol::kafka::messages::sync_group_request::SyncGroupRequestAssignment;
+use brook_protocol::kafka::messages::*;
+use brook_protocol::kafka::protocol::{Decodable, Encodable, StrBytes};
+use brook_protocol::kafka::records::RecordBatchDecoder;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+
+use crate::admin::{Admin, OffsetSpec};
+use crate::cluster::{ClientConfig, Cluster};
+use crate::connection::Connection;
+use crate::error::{check, ClientError};
+
+/// What to do when there is no committed offset, or it is out of range (auto.offset.reset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OffsetReset {
+    Earliest,
+    Latest,
+    /// Fail with OFFSET_OUT_OF_RANGE.
+    None,
+}
+
+/// Client-side partition assignors (partition.assignment.strategy).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Assignor {
+    Range,
+    RoundRobin,
+}
+
+impl Assignor {
+    fn name(self) -> &'static str {
+        match self {
+            Assignor::Range => "range",
+            Assignor::RoundRobin => "roundrobin",
+        }
+    }
+}
+
+/// Consumer settings (Kafka's names and defaults).
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    pub client: ClientConfig,
+    /// group.id (needed for subscribe and commits)
+    pub group_id: Option<String>,
+    /// group.instance.id (static membership)
+    pub group_instance_id: Option<String>,
+    /// auto.offset.reset (default latest)
+    pub auto_offset_reset: OffsetReset,
+    /// enable.auto.commit (default true)
+    pub enable_auto_commit: bool,
+    /// auto.commit.interval.ms (default 5000)
+    pub auto_commit_interval: Duration,
+    /// session.timeout.ms (default 45000)
+    pub session_timeout: Duration,
+    /// heartbeat.interval.ms (default 3000)
+    pub heartbeat_interval: Duration,
+    /// max.poll.interval.ms (default 300000), the rebalance timeout
+    pub max_poll_interval: Duration,
+    /// max.poll.records (default 500)
+    pub max_poll_records: usize,
+    /// fetch.min.bytes (default 1)
+    pub fetch_min_bytes: i32,
+    /// fetch.max.wait.ms (default 500)
+    pub fetch_max_wait: Duration,
+    /// fetch.max.bytes (default 52428800)
+    pub fetch_max_bytes: i32,
+    /// max.partition.fetch.bytes (default 1048576)
+    pub max_partition_fetch_bytes: i32,
+    /// isolation.level: true = read_committed (Kafka's default is read_uncommitted)
+    pub read_committed: bool,
+    /// partition.assignment.strategy
+    pub assignor: Assignor,
+}
+
+impl ConsumerConfig {
+    pub fn new(bootstrap: &str, group_id: Option<&str>) -> ConsumerConfig {
+        ConsumerConfig {
+            client: ClientConfig::new(bootstrap),
+            group_id: group_id.map(String::from),
+            group_instance_id: None,
+            auto_offset_reset: OffsetReset::Latest,
+            enable_auto_commit: true,
+            auto_commit_interval: Duration::from_secs(5),
+            session_timeout: Duration::from_secs(45),
+            heartbeat_interval: Duration::from_secs(3),
+            max_poll_interval: Duration::from_secs(300),
+            max_poll_records: 500,
+            fetch_min_bytes: 1,
+            fetch_max_wait: Duration::from_millis(500),
+            fetch_max_bytes: 52_428_800,
+            max_partition_fetch_bytes: 1_048_576,
+            read_committed: false,
+            assignor: Assignor::Range,
+        }
+    }
+}
+
+/// A record as the consumer returns it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConsumerRecord {
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub timestamp: i64,
+    pub key: Option<Bytes>,
+    pub value: Option<Bytes>,
+    pub headers: Vec<(String, Option<Bytes>)>,
+}
+
+/// A topic partition.
+pub type Tp = (String, i32);
+
+struct Membership {
+    coordinator: Arc<Connection>,
+    member_id: String,
+    generation: i32,
+    rejoin: Arc<AtomicBool>,
+    heartbeat: tokio::task::JoinHandle<()>,
+}
+
+/// Kafka's consumer.
+pub struct Consumer {
+    config: ConsumerConfig,
+    cluster: Arc<Cluster>,
+    admin: Admin,
+    subscription: Vec<String>,
+    assignment: BTreeSet<Tp>,
+    positions: BTreeMap<Tp, i64>,
+    paused: BTreeSet<Tp>,
+    buffered: VecDeque<ConsumerRecord>,
+    membership: Option<Membership>,
+    member_id: String,
+    last_auto_commit: Instant,
+}
+
+impl Consumer {
+    pub fn new(config: ConsumerConfig) -> Result<Consumer, ClientError> {
+        let cluster = Arc::new(Cluster::new(config.client.clone())?);
+        let admin = Admin::new(config.client.clone())?;
+        Ok(Consumer {
+            config,
+            cluster,
+            admin,
+            subscription: Vec::new(),
+            assignment: BTreeSet::new(),
+            positions: BTreeMap::new(),
+            paused: BTreeSet::new(),
+            buffered: VecDeque::new(),
+            membership: None,
+            member_id: String::new(),
+            last_auto_commit: Instant::now(),
+        })
+    }
+
+    /// Reads these partitions, outside any group (manual assignment).
+    pub fn assign(&mut self, partitions: Vec<Tp>) {
+        self.subscription.clear();
+        self.assignment = partitions.into_iter().collect();
+        self.positions.retain(|tp, _| self.assignment.contains(tp));
+        self.buffered
+            .retain(|r| self.assignment.contains(&(r.topic.clone(), r.partition)));
+    }
+
+    /// Joins the group (group.id) and reads the partitions it assigns from these topics.
+    pub fn subscribe(&mut self, topics: Vec<String>) -> Result<(), ClientError> {
+        if self.config.group_id.is_none() {
+            return Err(ClientError::Config("subscribe needs a group.id".into()));
+        }
+        self.subscription = topics;
+        if let Some(m) = &self.membership {
+            m.rejoin.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// The partitions currently assigned.
+    pub fn assignment(&self) -> Vec<Tp> {
+        self.assignment.iter().cloned().collect()
+    }
+
+    /// The offset of the next record to be returned for a partition.
+    pub fn position(&self, tp: &Tp) -> Option<i64> {
+        self.positions.get(tp).copied()
+    }
+
+    /// The next poll reads the partition from this offset.
+    pub fn seek(&mut self, tp: Tp, offset: i64) {
+        self.buffered
+            .retain(|r| (r.topic.as_str(), r.partition) != (tp.0.as_str(), tp.1));
+        self.positions.insert(tp, offset);
+    }
+
+    /// Moves to the first offset at or after `timestamp` (offsetsForTimes), or the end.
+    pub async fn seek_to_timestamp(&mut self, tp: Tp, timestamp: i64) -> Result<(), ClientError> {
+        let found = self
+            .admin
+            .list_offsets(std::slice::from_ref(&tp), OffsetSpec::Timestamp(timestamp))
+            .await?;
+        let offset = match found.get(&tp) {
+            Some(Ok(o)) if o.offset >= 0 => o.offset,
+            Some(Err(e)) => return Err(ClientError::kafka(e.code().unwrap_or(-1), None)),
+            _ => self.list_offset(&tp, OffsetSpec::Latest).await?,
+        };
+        self.seek(tp, offset);
+        Ok(())
+    }
+
+    pub fn pause(&mut self, tps: &[Tp]) {
+        self.paused.extend(tps.iter().cloned());
+    }
+    pub fn resume(&mut self, tps: &[Tp]) {
+        for tp in tps {
+            self.paused.remove(tp);
+        }
+    }
+
+    /// Fetches records: up to `max.poll.records`, waiting at most `timeout` for the first.
+    pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, ClientError> {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if !self.subscription.is_empty() {
+                self.ensure_membership().await?;
+            }
+            self.maybe_auto_commit().await?;
+            if !self.buffered.is_empty() {
+                let n = self.buffered.len().min(self.config.max_poll_records);
+                return Ok(self.buffered.drain(..n).collect());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(Vec::new());
+            }
+            let wait = (deadline - now).min(self.config.fetch_max_wait);
+            self.fetch(wait).await?;
+            if self.buffered.is_empty() && Instant::now() >= deadline {
+                return Ok(Vec::new());
+            }
+        }
+    }
+
+    /// Commits the current positions of all assigned partitions and waits for the answer.
+    pub async fn commit_sync(&mut self) -> Result<(), ClientError> {
+        let offsets: BTreeMap<Tp, i64> = self
+            .positions
+            .iter()
+            .filter(|(tp, _)| self.assignment.contains(*tp))
+            .map(|(tp, o)| (tp.clone(), *o))
+            .collect();
+        self.commit_offsets(&offsets).await
+    }
+
+    /// Commits the given offsets (the next offset to read, as Kafka commits them).
+    pub async fn commit_offsets(&mut self, offsets: &BTreeMap<Tp, i64>) -> Result<(), ClientError> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let group = self.group()?.to_string();
+        let coordinator = self.coordinator().await?;
+        let (generation, member) = match &self.membership {
+            Some(m) => (m.generation, m.member_id.clone()),
+            None => (-1, String::new()),
+        };
+        let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
+        for ((t, p), o) in offsets {
+            topics.entry(t).or_default().push(
+                OffsetCommitRequestPartition::default()
+                    .with_partition_index(*p)
+                    .with_committed_offset(*o)
+                    .with_committed_leader_epoch(-1)
+                    .with_committed_metadata(Some(StrBytes::from_static_str(""))),
+            );
+        }
+        let req = OffsetCommitRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group)))
+            .with_generation_id_or_member_epoch(generation)
+            .with_member_id(StrBytes::from_string(member))
+            .with_group_instance_id(
+                self.config
+                    .group_instance_id
+                    .clone()
+                    .map(StrBytes::from_string),
+            )
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        OffsetCommitRequestTopic::default()
+                            .with_name(TopicName(StrBytes::from_string(t.to_string())))
+                            .with_partitions(ps)
+                    })
+                    .collect(),
+            );
+        let (_, resp) = coordinator
+            .send(RequestKind::OffsetCommit(req), ApiKey::OffsetCommit, 8)
+            .await?;
+        let ResponseKind::OffsetCommit(r) = resp else {
+            return Err(ClientError::Protocol(
+                "unexpected response to OffsetCommit".into(),
+            ));
+        };
+        for t in r.topics {
+            for p in t.partitions {
+                if matches!(p.error_code, 22 | 25 | 27) {
+                    self.request_rejoin();
+                }
+                check(
+                    p.error_code,
+                    Some(format!(
+                        "commit of {}-{}",
+                        t.name.as_str(),
+                        p.partition_index
+                    )),
+                )?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The committed offset of a partition for this group, if any.
+    pub async fn committed(&self, tp: &Tp) -> Result<Option<i64>, ClientError> {
+        Ok(self
+            .fetch_committed(std::slice::from_ref(tp))
+            .await?
+            .get(tp)
+            .copied())
+    }
+
+    /// Leaves the group (LeaveGroup, unless static) after a final auto-commit.
+    pub async fn close(mut self) -> Result<(), ClientError> {
+        if self.config.enable_auto_commit && self.membership.is_some() {
+            let _ = self.commit_sync().await;
+        }
+        if let Some(m) = self.membership.take() {
+            m.heartbeat.abort();
+            if self.config.group_instance_id.is_none() {
+                let req = LeaveGroupRequest::default()
+                    .with_group_id(GroupId(StrBytes::from_string(self.group()?.to_string())))
+                    .with_member_id(StrBytes::from_string(m.member_id.clone()))
+                    .with_members(vec![MemberIdentity::default()
+                        .with_member_id(StrBytes::from_string(m.member_id))]);
+                let _ = m
+                    .coordinator
+                    .send(RequestKind::LeaveGroup(req), ApiKey::LeaveGroup, 5)
+                    .await;
+            }
+        }
+        Ok(())
+    }
+
+    fn group(&self) -> Result<&str, ClientError> {
+        self.config
+            .group_id
+            .as_deref()
+            .ok_or_else(|| ClientError::Config("this needs a group.id".into()))
+    }
+
+    fn request_rejoin(&self) {
+        if let Some(m) = &self.membership {
+            m.rejoin.store(true, Ordering::Relaxed);
+        }
+    }
+
+    async fn coordinator(&self) -> Result<Arc<Connection>, ClientError> {
+        if let Some(m) = &self.membership {
+            return Ok(m.coordinator.clone());
+        }
+        let conn = self.cluster.any().await?;
+        let group = StrBytes::from_string(self.group()?.to_string());
+        // v4+ batches keys; earlier versions carry one key. A request holds only its version's.
+        let req = if conn.version(ApiKey::FindCoordinator, 4)? >= 4 {
+            FindCoordinatorRequest::default().with_coordinator_keys(vec![group])
+        } else {
+            FindCoordinatorRequest::default().with_key(group)
+        }
+        .with_key_type(0);
+        let (v, resp) = conn
+            .send(
+                RequestKind::FindCoordinator(req),
+                ApiKey::FindCoordinator,
+                4,
+            )
+            .await?;
+        let ResponseKind::FindCoordinator(r) = resp else {
+            return Err(ClientError::Protocol(
+                "unexpected response to FindCoordinator".into(),
+            ));
+        };
+        let (code, node, msg) = if v >= 4 {
+            let c = r
+                .coordinators
+                .first()
+                .ok_or_else(|| ClientError::Protocol("no coordinator".into()))?;
+            (
+                c.error_code,
+                c.node_id.0,
+                c.error_message.as_ref().map(|m| m.to_string()),
+            )
+        } else {
+            (
+                r.error_code,
+                r.node_id.0,
+                r.error_message.as_ref().map(|m| m.to_string()),
+            )
+        };
+        check(code, msg)?;
+        self.cluster.broker(node).await
+    }
+
+    async fn ensure_membership(&mut self) -> Result<(), ClientError> {
+        let needed = match &self.membership {
+            None => true,
+            Some(m) => m.rejoin.load(Ordering::Relaxed),
+        };
+        if !needed {
+            return Ok(());
+        }
+        if let Some(m) = self.membership.take() {
+            m.heartbeat.abort();
+            self.member_id = m.member_id;
+        }
+        let deadline = Instant::now() + self.config.max_poll_interval;
+        loop {
+            match self.join_and_sync().await {
+                Ok(()) => return Ok(()),
+                Err(e)
+                    if matches!(e.code(), Some(27 | 25 | 22 | 79 | 14 | 15 | 16))
+                        && Instant::now() < deadline =>
+                {
+                    if e.code() == Some(25) {
+                        self.member_id.clear();
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    async fn join_and_sync(&mut self) -> Result<(), ClientError> {
+        let group = self.group()?.to_string();
+        let coordinator = self.coordinator().await?;
+        let subscription = ConsumerProtocolSubscription::default().with_topics(
+            self.subscription
+                .iter()
+                .map(|t| StrBytes::from_string(t.clone()))
+                .collect(),
+        );
+        let mut metadata = BytesMut::new();
+        metadata.put_i16(0);
+        subscription
+            .encode(&mut metadata, 0)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let mut join = JoinGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.clone())))
+            .with_session_timeout_ms(self.config.session_timeout.as_millis() as i32)
+            .with_rebalance_timeout_ms(self.config.max_poll_interval.as_millis() as i32)
+            .with_member_id(StrBytes::from_string(self.member_id.clone()))
+            .with_group_instance_id(
+                self.config
+                    .group_instance_id
+                    .clone()
+                    .map(StrBytes::from_string),
+            )
+            .with_protocol_type(StrBytes::from_static_str("consumer"))
+            .with_protocols(vec![JoinGroupRequestProtocol::default()
+                .with_name(StrBytes::from_static_str(self.config.assignor.name()))
+                .with_metadata(metadata.freeze())]);
+        let r = loop {
+            // Kafka's consumer waits up to the rebalance timeout plus a margin for the answer.
+            let wait = self.config.max_poll_interval + Duration::from_secs(5);
+            let (_, resp) = coordinator
+                .send_waiting(
+                    RequestKind::JoinGroup(join.clone()),
+                    ApiKey::JoinGroup,
+                    7,
+                    wait,
+                )
+                .await?;
+            let ResponseKind::JoinGroup(r) = resp else {
+                return Err(ClientError::Protocol(
+                    "unexpected response to JoinGroup".into(),
+                ));
+            };
+            if r.error_code == 79 {
+                // MEMBER_ID_REQUIRED: join again with the id the coordinator handed out.
+                join.member_id = r.member_id.clone();
+                self.member_id = r.member_id.to_string();
+                continue;
+            }
+            check(r.error_code, None)?;
+            break r;
+        };
+        self.member_id = r.member_id.to_string();
+        let assignments = if r.leader == r.member_id {
+            self.assign_as_leader(&r).await?
+        } else {
+            Vec::new()
+        };
+        let sync = SyncGroupRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.clone())))
+            .with_generation_id(r.generation_id)
+            .with_member_id(r.member_id.clone())
+            .with_group_instance_id(
+                self.config
+                    .group_instance_id
+                    .clone()
+                    .map(StrBytes::from_string),
+            )
+            .with_protocol_type(Some(StrBytes::from_static_str("consumer")))
+            .with_protocol_name(r.protocol_name.clone())
+            .with_assignments(assignments);
+        let wait = self.config.max_poll_interval + Duration::from_secs(5);
+        let (_, resp) = coordinator
+            .send_waiting(RequestKind::SyncGroup(sync), ApiKey::SyncGroup, 5, wait)
+            .await?;
+        let ResponseKind::SyncGroup(s) = resp else {
+            return Err(ClientError::Protocol(
+                "unexpected response to SyncGroup".into(),
+            ));
+        };
+        check(s.error_code, None)?;
+        let mut assignment = BTreeSet::new();
+        let mut data = s.assignment.clone();
+        if data.remaining() >= 2 {
+            let version = data.get_i16();
+            let a = ConsumerProtocolAssignment::decode(&mut data, version.clamp(0, 3))
+                .map_err(|e| ClientError::Protocol(format!("bad assignment: {e}")))?;
+            for t in a.assigned_partitions {
+                for p in t.partitions {
+                    assignment.insert((t.topic.to_string(), p));
+                }
+            }
+        }
+        self.assignment = assignment;
+        self.positions.retain(|tp, _| self.assignment.contains(tp));
+        self.buffered.clear();
+        let rejoin = Arc::new(AtomicBool::new(false));
+        let heartbeat = tokio::spawn(heartbeat_loop(
+            coordinator.clone(),
+            group,
+            r.generation_id,
+            r.member_id.to_string(),
+            self.config.group_instance_id.clone(),
+            self.config.heartbeat_interval,
+            rejoin.clone(),
+        ));
+        self.membership = Some(Membership {
+            coordinator,
+            member_id: r.member_id.to_string(),
+            generation: r.generation_id,
+            rejoin,
+            heartbeat,
+        });
+        Ok(())
+    }
+
+    /// The leader's job: decode every member's subscription and assign the partitions.
+    async fn assign_as_leader(
+        &self,
+        r: &JoinGroupResponse,
+    ) -> Result<Vec<SyncGroupRequestAssignment>, ClientError> {
+        let mut subscriptions: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for m in &r.members {
+            let mut data = m.metadata.clone();
+            if data.remaining() < 2 {
+                continue;
+            }
+            let version = data.get_i16();
+            let sub = ConsumerProtocolSubscription::decode(&mut data, version.clamp(0, 3))
+                .map_err(|e| ClientError::Protocol(format!("bad subscription: {e}")))?;
+            subscriptions.insert(
+                m.member_id.to_string(),
+                sub.topics.iter().map(|t| t.to_string()).collect(),
+            );
+        }
+        let topics: Vec<String> = subscriptions
+            .values()
+            .flatten()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let md = self.cluster.refresh(Some(&topics)).await?;
+        let counts: BTreeMap<String, i32> = md
+            .topics
+            .values()
+            .filter(|t| t.error_code == 0)
+            .map(|t| (t.name.clone(), t.partitions.len() as i32))
+            .collect();
+        let plan = match self.config.assignor {
+            Assignor::Range => range(&subscriptions, &counts),
+            Assignor::RoundRobin => round_robin(&subscriptions, &counts),
+        };
+        plan.into_iter()
+            .map(|(member, tps)| {
+                let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+                for (t, p) in tps {
+                    by_topic.entry(t).or_default().push(p);
+                }
+                let a = ConsumerProtocolAssignment::default().with_assigned_partitions(
+                    by_topic
+                        .into_iter()
+                        .map(|(t, ps)| {
+                            AssignedTopic::default()
+                                .with_topic(TopicName(StrBytes::from_string(t)))
+                                .with_partitions(ps)
+                        })
+                        .collect(),
+                );
+                let mut buf = BytesMut::new();
+                buf.put_i16(0);
+                a.encode(&mut buf, 0)
+                    .map_err(|e| ClientError::Protocol(e.to_string()))?;
+                Ok(SyncGroupRequestAssignment::default()
+                    .with_member_id(StrBytes::from_string(member))
+                    .with_assignment(buf.freeze()))
+            })
+            .collect()
+    }
+
+    async fn fetch_committed(&self, tps: &[Tp]) -> Result<BTreeMap<Tp, i64>, ClientError> {
+        let Some(group) = self.config.group_id.clone() else {
+            return Ok(BTreeMap::new());
+        };
+        let coordinator = self.coordinator().await?;
+        let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
+        for (t, p) in tps {
+            topics.entry(t).or_default().push(*p);
+        }
+        let req = OffsetFetchRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group)))
+            .with_topics(Some(
+                topics
+                    .into_iter()
+                    .map(|(t, ps)| {
+                        OffsetFetchRequestTopic::default()
+                            .with_name(TopicName(StrBytes::from_string(t.to_string())))
+                            .with_partition_indexes(ps)
+                    })
+                    .collect(),
+            ));
+        let (_, resp) = coordinator
+            .send(RequestKind::OffsetFetch(req), ApiKey::OffsetFetch, 7)
+            .await?;
+        let ResponseKind::OffsetFetch(r) = resp else {
+            return Err(ClientError::Protocol(
+                "unexpected response to OffsetFetch".into(),
+            ));
+        };
+        check(r.error_code, None)?;
+        let mut out = BTreeMap::new();
+        for t in r.topics {
+            for p in t.partitions {
+                check(p.error_code, None)?;
+                if p.committed_offset >= 0 {
+                    out.insert((t.name.to_string(), p.partition_index), p.committed_offset);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn list_offset(&self, tp: &Tp, spec: OffsetSpec) -> Result<i64, ClientError> {
+        let r = self
+            .admin
+            .list_offsets(std::slice::from_ref(tp), spec)
+            .await?;
+        match r.get(tp) {
+            Some(Ok(o)) => Ok(o.offset),
+            Some(Err(e)) => Err(ClientError::kafka(e.code().unwrap_or(-1), None)),
+            None => Err(ClientError::kafka(3, None)),
+        }
+    }
+
+    /// Positions for partitions that have none: the committed offset, else auto.offset.reset.
+    async fn init_positions(&mut self) -> Result<(), ClientError> {
+        let missing: Vec<Tp> = self
+            .assignment
+            .iter()
+            .filter(|tp| !self.positions.contains_key(*tp))
+            .cloned()
+            .collect();
+        if missing.is_empty() {
+            return Ok(());
+        }
+        let committed = self.fetch_committed(&missing).await?;
+        for tp in missing {
+            let offset = match committed.get(&tp) {
+                Some(o) => *o,
+                None => self.reset_offset(&tp).await?,
+            };
+            self.positions.insert(tp, offset);
+        }
+        Ok(())
+    }
+
+    async fn reset_offset(&self, tp: &Tp) -> Result<i64, ClientError> {
+        match self.config.auto_offset_reset {
+            OffsetReset::Earliest => self.list_offset(tp, OffsetSpec::Earliest).await,
+            OffsetReset::Latest => self.list_offset(tp, OffsetSpec::Latest).await,
+            OffsetReset::None => Err(ClientError::kafka(
+                1,
+                Some(format!(
+                    "no committed offset for {}-{} and auto.offset.reset=none",
+                    tp.0, tp.1
+                )),
+            )),
+        }
+    }
+
+    async fn maybe_auto_commit(&mut self) -> Result<(), ClientError> {
+        if !self.config.enable_auto_commit || self.config.group_id.is_none() {
+            return Ok(());
+        }
+        if self.last_auto_commit.elapsed() < self.config.auto_commit_interval {
+            return Ok(());
+        }
+        self.last_auto_commit = Instant::now();
+        match self.commit_sync().await {
+            // A rebalance in progress: the next poll rejoins; the offsets are committed later.
+            Err(e) if matches!(e.code(), Some(22 | 25 | 27)) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// One round of Fetch requests, to each leader of the assigned, unpaused partitions.
+    async fn fetch(&mut self, max_wait: Duration) -> Result<(), ClientError> {
+        self.init_positions().await?;
+        let wanted: Vec<Tp> = self
+            .assignment
+            .iter()
+            .filter(|tp| !self.paused.contains(*tp))
+            .cloned()
+            .collect();
+        if wanted.is_empty() {
+            tokio::time::sleep(max_wait).await;
+            return Ok(());
+        }
+        let topics: Vec<String> = wanted
+            .iter()
+            .map(|t| t.0.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut md = self.cluster.metadata().await;
+        if topics.iter().any(|t| !md.topics.contains_key(t)) {
+            md = self.cluster.refresh(Some(&topics)).await?;
+        }
+        let mut by_leader: BTreeMap<i32, Vec<Tp>> = BTreeMap::new();
+        for tp in wanted {
+            let leader = md
+                .topics
+                .get(&tp.0)
+                .and_then(|t| t.partitions.iter().find(|p| p.partition == tp.1))
+                .map(|p| p.leader)
+                .unwrap_or(-1);
+            if leader >= 0 {
+                by_leader.entry(leader).or_default().push(tp);
+            }
+        }
+        // One leader at a time keeps this simple; a single-broker cluster has one anyway.
+        for (leader, tps) in by_leader {
+            let conn = self.cluster.broker(leader).await?;
+            let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
+            for tp in &tps {
+                topics.entry(tp.0.clone()).or_default().push(
+                    FetchPartition::default()
+                        .with_partition(tp.1)
+                        .with_fetch_offset(self.positions[tp])
+                        .with_partition_max_bytes(self.config.max_partition_fetch_bytes),
+                );
+            }
+            let req = FetchRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_max_wait_ms(max_wait.as_millis() as i32)
+                .with_min_bytes(self.config.fetch_min_bytes)
+                .with_max_bytes(self.config.fetch_max_bytes)
+                .with_isolation_level(i8::from(self.config.read_committed))
+                .with_session_id(0)
+                .with_session_epoch(-1)
+                .with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(t, ps)| {
+                            FetchTopic::default()
+                                .with_topic(TopicName(StrBytes::from_string(t)))
+                                .with_partitions(ps)
+                        })
+                        .collect(),
+                );
+            // Fetch v12 names topics (v13+ would need topic ids).
+            let (_, resp) = conn
+                .send(RequestKind::Fetch(req), ApiKey::Fetch, 12)
+                .await?;
+            let ResponseKind::Fetch(r) = resp else {
+                return Err(ClientError::Protocol("unexpected response to Fetch".into()));
+            };
+            check(r.error_code, None)?;
+            for t in r.responses {
+                let topic = t.topic.to_string();
+                for p in t.partitions {
+                    let tp = (topic.clone(), p.partition_index);
+                    match p.error_code {
+                        0 => {}
+                        1 => {
+                            // OFFSET_OUT_OF_RANGE: apply auto.offset.reset.
+                            let offset = self.reset_offset(&tp).await?;
+                            self.positions.insert(tp, offset);
+                            continue;
+                        }
+                        code => {
+                            if matches!(code, 3 | 6 | 74 | 75) {
+                                let _ = self
+                                    .cluster
+                                    .refresh(Some(std::slice::from_ref(&tp.0)))
+                                    .await;
+                                continue;
+                            }
+                            return Err(ClientError::kafka(code, None));
+                        }
+                    }
+                    let Some(mut data) = p.records else { continue };
+                    if data.is_empty() {
+                        continue;
+                    }
+                    let position = self.positions[&tp];
+                    let mut next = position;
+                    while data.has_remaining() {
+                        // A partial batch at the end (cut by max bytes) ends the response.
+                        let Ok(set) = RecordBatchDecoder::decode(&mut data) else {
+                            break;
+                        };
+                        for rec in set.records {
+                            if rec.control || rec.offset < position {
+                                next = next.max(rec.offset + 1);
+                                continue;
+                            }
+                            next = rec.offset + 1;
+                            self.buffered.push_back(ConsumerRecord {
+                                topic: topic.clone(),
+                                partition: tp.1,
+                                offset: rec.offset,
+                                timestamp: rec.timestamp,
+                                key: rec.key,
+                                value: rec.value,
+                                headers: rec
+                                    .headers
+                                    .into_iter()
+                                    .map(|(k, v)| (k.to_string(), v))
+                                    .collect(),
+                            });
+                        }
+                    }
+                    self.positions.insert(tp, next);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+async fn heartbeat_loop(
+    coordinator: Arc<Connection>,
+    group: String,
+    generation: i32,
+    member_id: String,
+    instance: Option<String>,
+    every: Duration,
+    rejoin: Arc<AtomicBool>,
+) {
+    loop {
+        tokio::time::sleep(every).await;
+        let req = HeartbeatRequest::default()
+            .with_group_id(GroupId(StrBytes::from_string(group.clone())))
+            .with_generation_id(generation)
+            .with_member_id(StrBytes::from_string(member_id.clone()))
+            .with_group_instance_id(instance.clone().map(StrBytes::from_string));
+        match coordinator
+            .send(RequestKind::Heartbeat(req), ApiKey::Heartbeat, 4)
+            .await
+        {
+            Ok((_, ResponseKind::Heartbeat(r))) if r.error_code == 0 => {}
+            _ => {
+                // REBALANCE_IN_PROGRESS, a fenced generation, or a lost coordinator: rejoin.
+                rejoin.store(true, Ordering::Relaxed);
+                return;
+            }
+        }
+    }
+}
+
+/// Kafka's RangeAssignor: per topic, consecutive ranges to the subscribed members in member-id
+/// order.
+pub fn range(
+    subscriptions: &BTreeMap<String, Vec<String>>,
+    partitions: &BTreeMap<String, i32>,
+) -> BTreeMap<String, Vec<Tp>> {
+    let mut out: BTreeMap<String, Vec<Tp>> = subscriptions
+        .keys()
+        .map(|m| (m.clone(), Vec::new()))
+        .collect();
+    for (topic, count) in partitions {
+        let members: Vec<&String> = subscriptions
+            .iter()
+            .filter(|(_, t)| t.contains(topic))
+            .map(|(m, _)| m)
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        let n = members.len() as i32;
+        let (per, extra) = (count / n, count % n);
+        let mut next = 0;
+        for (i, m) in members.iter().enumerate() {
+            let take = per + i32::from((i as i32) < extra);
+            for p in next..next + take {
+                out.entry((*m).clone())
+                    .or_default()
+                    .push((topic.clone(), p));
+            }
+            next += take;
+        }
+    }
+    out
+}
+
+/// Kafka's RoundRobinAssignor: all subscribed partitions, dealt in turn to the members that
+/// subscribe to their topic.
+pub fn round_robin(
+    subscriptions: &BTreeMap<String, Vec<String>>,
+    partitions: &BTreeMap<String, i32>,
+) -> BTreeMap<String, Vec<Tp>> {
+    let mut out: BTreeMap<String, Vec<Tp>> = subscriptions
+        .keys()
+        .map(|m| (m.clone(), Vec::new()))
+        .collect();
+    let members: Vec<&String> = subscriptions.keys().collect();
+    let mut turn = 0usize;
+    for (topic, count) in partitions {
+        for p in 0..*count {
+            for _ in 0..members.len() {
+                let m = members[turn % members.len()];
+                turn += 1;
+                if subscriptions[m].contains(topic) {
+                    out.entry(m.clone()).or_default().push((topic.clone(), p));
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn subs(members: &[(&str, &[&str])]) -> BTreeMap<String, Vec<String>> {
+        members
+            .iter()
+            .map(|(m, ts)| (m.to_string(), ts.iter().map(|t| t.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn range_gives_the_first_members_the_extra_partitions() {
+        let s = subs(&[("a", &["t"]), ("b", &["t"])]);
+        let p = [("t".to_string(), 5)].into_iter().collect();
+        let out = range(&s, &p);
+        assert_eq!(
+            out["a"],
+            vec![("t".into(), 0), ("t".into(), 1), ("t".into(), 2)]
+        );
+        assert_eq!(out["b"], vec![("t".into(), 3), ("t".into(), 4)]);
+    }
+
+    #[test]
+    fn round_robin_respects_subscriptions() {
+        let s = subs(&[("a", &["t", "u"]), ("b", &["t"])]);
+        let p = [("t".to_string(), 2), ("u".to_string(), 2)]
+            .into_iter()
+            .collect();
+        let out = round_robin(&s, &p);
+        assert_eq!(out["b"], vec![("t".into(), 1)]);
+        assert_eq!(out["a"].len(), 3);
+    }
+}
