@@ -6,6 +6,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -107,9 +108,18 @@ class Broker:
         return self.start(port=port)
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Keeps each phase's report on the test item, so fixtures can tell that the test failed."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
 @pytest.fixture
-def broker_factory():
-    """Starts brokers on demand; every one is stopped and its data removed at the end."""
+def broker_factory(request):
+    """Starts brokers on demand; every one is stopped and its data removed at the end. When the
+    test failed, each broker's output is printed (pytest shows it under the failure)."""
     tmp = Path(tempfile.mkdtemp(prefix="brook-it-"))
     brokers = []
 
@@ -121,6 +131,11 @@ def broker_factory():
     yield make
     for b in brokers:
         b.kill()
+    failed = any(getattr(getattr(request.node, "rep_" + when, None), "failed", False)
+                 for when in ("setup", "call"))
+    if failed:
+        for b in brokers:
+            sys.stderr.write(f"\n--- broker log {b.log_path.name} (last 5000 chars) ---\n{b.log()}\n")
     shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -9,7 +9,7 @@ from kafka.admin import NewTopic as KpNewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from conftest import unique
-from helpers import admin, create_topic
+from helpers import admin, create_topic, produce
 
 
 def error_code(future):
@@ -257,3 +257,40 @@ def test_kafka_python_admin_topic_lifecycle_partitions_and_configs(broker):
             a.delete_topics([name])
     finally:
         a.close()
+
+
+def test_admin_edge_cases_follow_kafka(broker_factory):
+    from confluent_kafka import Consumer, TopicPartition
+
+    b = broker_factory(num_partitions="2")
+    a = admin(b)
+    # -1 partitions and replication factor mean the broker's defaults (KIP-464).
+    dflt = unique("dflt")
+    a.create_topics([NewTopic(dflt, num_partitions=-1, replication_factor=-1)])[dflt].result(15)
+    assert len(a.list_topics(timeout=10).topics[dflt].partitions) == 2
+    zero = unique("zero")
+    f = a.create_topics([NewTopic(zero, num_partitions=0, replication_factor=1)])[zero]
+    assert error_code(f) == KafkaError.INVALID_PARTITIONS
+    long_name = "x" * 250
+    f = a.create_topics([NewTopic(long_name, num_partitions=1, replication_factor=1)])[long_name]
+    assert error_code(f) == KafkaError.TOPIC_EXCEPTION  # INVALID_TOPIC_EXCEPTION (17)
+    f = a.create_partitions([NewPartitions(unique("none"), 3)])
+    assert error_code(list(f.values())[0]) == KafkaError.UNKNOWN_TOPIC_OR_PART
+    # validate_only on partitions and configs changes nothing.
+    a.create_partitions([NewPartitions(dflt, 6)], validate_only=True)[dflt].result(15)
+    assert len(a.list_topics(timeout=10).topics[dflt].partitions) == 2
+    res = ConfigResource(ConfigResource.Type.TOPIC, dflt, incremental_configs=[
+        ConfigEntry("retention.ms", "1000", incremental_operation=AlterConfigOpType.SET)])
+    a.incremental_alter_configs([res], validate_only=True)[res].result(15)
+    r = ConfigResource(ConfigResource.Type.TOPIC, dflt)
+    assert a.describe_configs([r])[r].result(15)["retention.ms"].value == "604800000"
+    # DeleteRecords to offset -1 means "up to the high watermark".
+    create_topic(b, "dr-" + dflt)
+    produce(b, "dr-" + dflt, [(None, b"v")] * 7)
+    res = a.delete_records([TopicPartition("dr-" + dflt, 0, -1)])
+    assert list(res.values())[0].result(15).low_watermark == 7
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": "x"})
+    try:
+        assert c.get_watermark_offsets(TopicPartition("dr-" + dflt, 0), timeout=10) == (7, 7)
+    finally:
+        c.close()

@@ -3,6 +3,8 @@
 import socket
 import struct
 
+import pytest
+
 from conftest import unique
 from helpers import consume_all, create_topic, produce
 
@@ -176,3 +178,38 @@ def test_a_truncated_or_flipped_batch_appends_nothing(broker):
     # Nothing was appended: the next good batch gets offset 0.
     assert w.produce(topic, 0, good) == (0, 0)
     assert [m.value() for m in consume_all(broker, topic, [0], 2)] == [b"one", b"two"]
+
+
+INVALID_RECORD, UNSUPPORTED_COMPRESSION_TYPE = 87, 76
+
+
+def _rule_cases():
+    from wire import record_batch
+
+    one = record_batch(-1, -1, -1, [b"a"])
+    return {
+        "two-batches": (one + one, 7, INVALID_RECORD),
+        "no-batch": (b"", 7, INVALID_RECORD),
+        "magic-1": (record_batch(-1, -1, -1, [b"a"], magic=1), 7, INVALID_RECORD),
+        "zstd-before-v7": (record_batch(-1, -1, -1, [b"a"], attributes=4), 6, UNSUPPORTED_COMPRESSION_TYPE),
+        "codec-id-5": (record_batch(-1, -1, -1, [b"a"], attributes=5), 7, None),  # any error
+    }
+
+
+@pytest.mark.parametrize("case", ["two-batches", "no-batch", "magic-1", "zstd-before-v7", "codec-id-5"])
+def test_produce_v3_plus_record_rules(broker, case):
+    """Kafka's ProduceRequest.validateRecords for v3+: exactly one batch of magic 2 per
+    partition (else INVALID_RECORD), no zstd before Produce v7 (UNSUPPORTED_COMPRESSION_TYPE).
+    Nothing invalid is stored."""
+    from wire import Wire, record_batch
+
+    batch, version, expected = _rule_cases()[case]
+    topic = unique("rules")
+    create_topic(broker, topic)
+    w = Wire(broker.bootstrap)
+    error, _ = w.produce(topic, 0, batch, version=version)
+    assert w.produce(topic, 0, record_batch(-1, -1, -1, [b"good"])) == (0, 0), "the invalid batch was stored"
+    if expected is None:
+        assert error != 0
+    else:
+        assert error == expected

@@ -2,7 +2,9 @@
 
 import os
 import signal
+import time
 
+import pytest
 from confluent_kafka import TopicPartition
 from confluent_kafka.admin import ConfigResource
 
@@ -29,6 +31,7 @@ def test_records_topics_and_configs_survive_a_clean_restart(broker):
     assert off == before[p] + 1
 
 
+@pytest.mark.slow
 def test_acknowledged_records_survive_kill_9(broker):
     topic = unique("kill9")
     create_topic(broker, topic)
@@ -176,6 +179,7 @@ def test_many_small_segments_recover_after_kill_9(broker_factory):
     assert produce(b, topic, [(None, b"after")])[0] == (0, 3000)
 
 
+@pytest.mark.slow
 def test_idempotent_producer_retries_across_a_kill_9_without_duplicates(broker):
     """The broker dies under an idempotent producer (acks=all, 5 in flight); it comes back on the
     same port, librdkafka retries what was in flight, and every record is there exactly once, in
@@ -236,3 +240,59 @@ def _start_on(broker, port):
     except AssertionError:  # the port may still be held for a moment
         broker.proc = None
         return False
+
+
+def test_a_torn_tail_is_truncated_and_indexes_rebuilt_after_kill_9(broker):
+    """What a crash mid-write leaves: the last batch cut short, garbage after it, index files
+    gone. The broker recovers to the last whole batch and appends after it."""
+    from confluent_kafka import Consumer
+
+    topic = unique("torn-tail")
+    create_topic(broker, topic)
+    base = 1_700_000_000_000
+    produce(broker, topic, [(None, f"v{i}".encode(), None, base + i) for i in range(100)],
+            **{"linger.ms": 0, "batch.num.messages": 1})
+    broker.kill()
+    part = broker.data_dir / f"{topic}-0"
+    (log,) = sorted(part.glob("*.log"))
+    data = log.read_bytes()
+    log.write_bytes(data[:-7] + b"\x00" * 64)  # the last batch torn, zeros after it
+    for index in list(part.glob("*.index")) + list(part.glob("*.timeindex")):
+        index.unlink()
+    broker.start()
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": "x"})
+    try:
+        assert c.get_watermark_offsets(TopicPartition(topic, 0), timeout=10) == (0, 99)
+        r = c.offsets_for_times([TopicPartition(topic, 0, base + 50)], timeout=10)[0]
+        assert r.offset == 50
+    finally:
+        c.close()
+    got = consume_all(broker, topic, [0], 99)
+    assert [m.value() for m in got] == [f"v{i}".encode() for i in range(99)]
+    assert produce(broker, topic, [(None, b"after")])[0] == (0, 99)
+    assert consume_all(broker, topic, [0], 100)[99].value() == b"after"
+
+
+def test_sigint_is_a_clean_shutdown_too(broker):
+    topic = unique("sigint")
+    create_topic(broker, topic, partitions=2)
+    produce(broker, topic, [(f"k{i}".encode(), b"v") for i in range(500)], partitioner="murmur2_random")
+    broker.proc.send_signal(signal.SIGINT)
+    assert broker.proc.wait(20) == 0, broker.log()
+    broker.proc = None
+    broker.start()
+    assert len(consume_all(broker, topic, [0, 1], 500)) == 500
+
+
+def test_segments_roll_by_segment_ms(broker):
+    """segment.ms rolls the active segment once it is older than that, even when small."""
+    topic = unique("segms")
+    create_topic(broker, topic, config={"segment.ms": "1000"})
+    part = broker.data_dir / f"{topic}-0"
+    produce(broker, topic, [(None, b"first")])
+    assert len(list(part.glob("*.log"))) == 1
+    time.sleep(1.5)  # the condition under test is the passing of time itself
+    produce(broker, topic, [(None, b"second")])
+    logs = sorted(p.name for p in part.glob("*.log"))
+    assert logs == ["00000000000000000000.log", "00000000000000000001.log"], logs
+    assert [m.value() for m in consume_all(broker, topic, [0], 2)] == [b"first", b"second"]

@@ -39,6 +39,7 @@ def poll_until(consumers, condition, timeout=30, sink=None):
                          + str([assignment(c) for c in consumers]))
 
 
+@pytest.mark.slow
 def test_three_consumers_share_six_partitions_and_a_leaver_is_taken_over_without_loss(broker):
     topic, group = unique("g6"), unique("grp")
     create_topic(broker, topic, partitions=6)
@@ -85,6 +86,7 @@ while True:
 """
 
 
+@pytest.mark.slow
 def test_a_member_that_stops_heartbeating_is_evicted_and_its_partitions_reassigned(broker):
     topic, group = unique("evict"), unique("grp")
     create_topic(broker, topic, partitions=4)

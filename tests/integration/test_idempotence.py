@@ -56,6 +56,7 @@ def test_oversized_batch_is_message_too_large(broker_factory):
     assert w.produce(topic, 0, record_batch(-1, -1, -1, [b"x" * 10])) == (0, 0)
 
 
+@pytest.mark.slow
 def test_idempotent_librdkafka_producer_writes_each_record_once(broker):
     topic = unique("idem")
     create_topic(broker, topic, partitions=3)
@@ -109,3 +110,33 @@ def test_sequences_are_tracked_per_producer_id(broker):
     assert w.produce(topic, 0, record_batch(pid, epoch, 2, [b"gap"]))[0] == 45
     assert w.produce(topic, 0, record_batch(other, other_epoch, 1, [b"third"])) == (0, 2)
     assert [m.value() for m in consume_all(broker, topic, [0], 3)] == [b"first", b"second", b"third"]
+
+
+def test_producer_epochs_fence_older_ones(broker):
+    """Kafka's ProducerAppendInfo: a newer epoch must start at sequence 0; once it is in use, the
+    older epoch is INVALID_PRODUCER_EPOCH (47)."""
+    topic = unique("epoch")
+    create_topic(broker, topic)
+    w = Wire(broker.bootstrap)
+    pid, epoch = w.init_producer_id()
+    assert w.produce(topic, 0, record_batch(pid, epoch, 0, [b"e0-0"])) == (0, 0)
+    assert w.produce(topic, 0, record_batch(pid, epoch + 1, 3, [b"bad"]))[0] == 45
+    assert w.produce(topic, 0, record_batch(pid, epoch + 1, 0, [b"e1-0"])) == (0, 1)
+    assert w.produce(topic, 0, record_batch(pid, epoch, 1, [b"old"]))[0] == 47
+    assert w.produce(topic, 0, record_batch(pid, epoch + 1, 1, [b"e1-1"])) == (0, 2)
+    assert [m.value() for m in consume_all(broker, topic, [0], 3)] == [b"e0-0", b"e1-0", b"e1-1"]
+
+
+def test_a_retry_older_than_the_last_five_batches_is_out_of_order(broker):
+    """Kafka remembers a producer's last five batches per partition; an older retry cannot be
+    matched and is refused, not appended again."""
+    topic = unique("old-retry")
+    create_topic(broker, topic)
+    w = Wire(broker.bootstrap)
+    pid, epoch = w.init_producer_id()
+    for seq in range(7):
+        assert w.produce(topic, 0, record_batch(pid, epoch, seq, [b"%d" % seq])) == (0, seq)
+    assert w.produce(topic, 0, record_batch(pid, epoch, 2, [b"2"])) == (0, 2)  # within the five
+    assert w.produce(topic, 0, record_batch(pid, epoch, 0, [b"0"]))[0] == 45
+    assert w.produce(topic, 0, record_batch(pid, epoch, 7, [b"7"])) == (0, 7)
+    assert [m.value() for m in consume_all(broker, topic, [0], 8)] == [b"%d" % i for i in range(8)]

@@ -22,15 +22,18 @@ def _varint(v):
     return out + bytes([v])
 
 
-def record_batch(producer_id, epoch, base_seq, values, timestamp=1_700_000_000_000):
+def record_batch(producer_id, epoch, base_seq, values, timestamp=1_700_000_000_000, attributes=0,
+                 magic=2):
+    """A v2 record batch of uncompressed records with null keys; `attributes` is written as
+    given (so a codec bit can be set on uncompressed data to test validation)."""
     records = b""
     for i, v in enumerate(values):
         body = b"\x00" + _varint(0) + _varint(i) + _varint(-1) + _varint(len(v)) + v + _varint(0)
         records += _varint(len(body)) + body
-    after_crc = (struct.pack(">hiqqqhii", 0, len(values) - 1, timestamp, timestamp,
+    after_crc = (struct.pack(">hiqqqhii", attributes, len(values) - 1, timestamp, timestamp,
                              producer_id, epoch, base_seq, len(values)) + records)
     crc = crc32c.crc32c(after_crc)
-    body = struct.pack(">ibI", 0, 2, crc) + after_crc
+    body = struct.pack(">ibI", 0, magic, crc) + after_crc
     return struct.pack(">qi", 0, len(body)) + body
 
 
@@ -125,3 +128,90 @@ class Wire:
         n = struct.unpack(">h", r[pos:pos + 2])[0]
         pos += 2 + n + 4  # topic name, partitions count
         return struct.unpack(">ih", r[pos:pos + 6])[1]
+
+    def fetch(self, topic, partition, offset, max_wait_ms=0, min_bytes=1, max_bytes=50 << 20,
+              partition_max_bytes=1 << 20, isolation_level=0):
+        """Fetch v4 (non-flexible) for one partition; returns (error, high_watermark,
+        last_stable_offset, records_bytes)."""
+        body = (struct.pack(">iiiib", -1, max_wait_ms, min_bytes, max_bytes, isolation_level)
+                + struct.pack(">i", 1) + _str(topic)
+                + struct.pack(">iiqi", 1, partition, offset, partition_max_bytes))
+        r = self.call(1, 4, body)
+        pos = 4  # throttle
+        (n_topics,) = struct.unpack(">i", r[pos:pos + 4])
+        assert n_topics == 1
+        pos += 4
+        (name_len,) = struct.unpack(">h", r[pos:pos + 2])
+        pos += 2 + name_len
+        _n_parts, _index, error, hw, lso = struct.unpack(">iihqq", r[pos:pos + 26])
+        pos += 26
+        (n_aborted,) = struct.unpack(">i", r[pos:pos + 4])
+        pos += 4 + max(n_aborted, 0) * 16
+        (size,) = struct.unpack(">i", r[pos:pos + 4])
+        pos += 4
+        return error, hw, lso, r[pos:pos + max(size, 0)]
+
+    def list_offsets(self, topic, partition, timestamp, current_leader_epoch=-1):
+        """ListOffsets v4 (non-flexible); returns (error, timestamp, offset, leader_epoch)."""
+        body = (struct.pack(">ib", -1, 0) + struct.pack(">i", 1) + _str(topic)
+                + struct.pack(">iiiq", 1, partition, current_leader_epoch, timestamp))
+        r = self.call(2, 4, body)
+        pos = 4 + 4
+        (n,) = struct.unpack(">h", r[pos:pos + 2])
+        pos += 2 + n + 4
+        _index, error, ts, offset, epoch = struct.unpack(">ihqqi", r[pos:pos + 26])
+        return error, ts, offset, epoch
+
+    def fetch_v11(self, topic, partition, offset, current_leader_epoch=-1, max_wait_ms=0):
+        """Fetch v11 (the last non-flexible version, with current_leader_epoch); returns
+        (top_error, partition_error, high_watermark, log_start_offset, records_bytes)."""
+        body = (struct.pack(">iiiibii", -1, max_wait_ms, 1, 1 << 20, 0, 0, -1)
+                + struct.pack(">i", 1) + _str(topic)
+                + struct.pack(">iiiqqi", 1, partition, current_leader_epoch, offset, -1, 1 << 20)
+                + struct.pack(">i", 0) + _str(""))
+        r = self.call(1, 11, body)
+        _throttle, top_error, _session = struct.unpack(">ihi", r[:10])
+        pos = 10 + 4
+        (n,) = struct.unpack(">h", r[pos:pos + 2])
+        pos += 2 + n + 4
+        _index, error, hw, _lso, log_start = struct.unpack(">ihqqq", r[pos:pos + 30])
+        pos += 30
+        (n_aborted,) = struct.unpack(">i", r[pos:pos + 4])
+        pos += 4 + max(n_aborted, 0) * 16 + 4  # aborted transactions, preferred read replica
+        (size,) = struct.unpack(">i", r[pos:pos + 4])
+        pos += 4
+        return top_error, error, hw, log_start, r[pos:pos + max(size, 0)]
+
+    def offset_for_leader_epoch(self, topic, partition, leader_epoch, current_leader_epoch=-1):
+        """OffsetForLeaderEpoch v2; returns (error, leader_epoch, end_offset)."""
+        body = (struct.pack(">i", 1) + _str(topic)
+                + struct.pack(">iiii", 1, partition, current_leader_epoch, leader_epoch))
+        r = self.call(23, 2, body)
+        pos = 4 + 4
+        (n,) = struct.unpack(">h", r[pos:pos + 2])
+        pos += 2 + n + 4
+        error, _index, epoch, end_offset = struct.unpack(">hiiq", r[pos:pos + 18])
+        return error, epoch, end_offset
+
+
+def batches(records_bytes):
+    """Splits fetched bytes into record batch headers: dicts with base_offset, last_offset,
+    count, leader_epoch, attributes, max_timestamp, crc_ok, size. A trailing partial batch (allowed in fetches) is skipped."""
+    out = []
+    pos = 0
+    while pos + 12 <= len(records_bytes):
+        base, length = struct.unpack(">qi", records_bytes[pos:pos + 12])
+        if pos + 12 + length > len(records_bytes):
+            break
+        b = records_bytes[pos:pos + 12 + length]
+        (crc,) = struct.unpack(">I", b[17:21])
+        attributes, last_delta = struct.unpack(">hi", b[21:27])
+        max_ts = struct.unpack(">q", b[35:43])[0]
+        (count,) = struct.unpack(">i", b[57:61])
+        (leader_epoch,) = struct.unpack(">i", b[12:16])
+        out.append({"base_offset": base, "last_offset": base + last_delta, "count": count,
+                    "leader_epoch": leader_epoch,
+                    "attributes": attributes, "max_timestamp": max_ts,
+                    "crc_ok": crc32c.crc32c(b[21:]) == crc, "size": len(b)})
+        pos += 12 + length
+    return out
