@@ -8,7 +8,8 @@
   kwire.py wait HOST:PORT [TIMEOUT_S]     wait until a Metadata request is answered
   kwire.py rawfetch HOST:PORT TOPIC COUNT SIZE
         read partition 0 of TOPIC from offset 0 until COUNT records were returned, with Fetch v4
-        (50 MiB per response), without decoding records: measures what the broker can serve,
+        (1 MiB per partition, as librdkafka's default; env RAWFETCH_PARTITION_BYTES), one request
+        at a time, without decoding records: measures what the broker can serve,
         independent of a client's record parsing. Prints "<records/s> <payload MB/s> <wire MB/s>".
 """
 import os
@@ -115,7 +116,8 @@ def cmd_wait(argv):
 def cmd_rawfetch(argv):
     host, port = argv[0].rsplit(":", 1)
     topic, count, size = argv[1].encode(), int(argv[2]), int(argv[3])
-    max_bytes = int(os.environ.get("RAWFETCH_MAX_BYTES", 50 * 1024 * 1024))
+    max_bytes = 50 * 1024 * 1024  # per response, as librdkafka's fetch.max.bytes default
+    part_bytes = int(os.environ.get("RAWFETCH_PARTITION_BYTES", 1024 * 1024))
     s = socket.create_connection((host, int(port)))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4 * 1024 * 1024)
     buf = bytearray(max_bytes + (1 << 20))
@@ -126,7 +128,7 @@ def cmd_rawfetch(argv):
         corr += 1
         body = struct.pack(">iiiib", -1, 500, 1, max_bytes, 0)
         body += struct.pack(">ih", 1, len(topic)) + topic
-        body += struct.pack(">iiqi", 1, 0, offset, max_bytes)
+        body += struct.pack(">iiqi", 1, 0, offset, part_bytes)
         s.sendall(frame(header(1, 4, corr) + body))
         n = struct.unpack(">i", recv_exact(s, 4))[0]
         if n > len(buf):

@@ -136,4 +136,10 @@ p(f"| ≥ 1 GB/s fetch from page cache | {fetch or 0:,.0f} MB/s (librdkafka), {r
   f"{verdict(max(fetch or 0, raw or 0) >= 1000)} |")
 p(f"| < 50 MB RSS idle | {idle:.1f} MiB | {verdict(idle < 50)} |")
 p(f"| start-up < 200 ms | {meta_ms or 0:.1f} ms to first Metadata answer | {verdict((meta_ms or 1e9) < 200)} |")
+p("")
+p("Notes: Tansu's memory engine keeps every record in RAM, so its RSS grows with the data produced "
+  "(Brook's records live in the page cache, outside its RSS). Where Brook's CPU per GB is low but the "
+  "rate is too (100 B records), the load generator is the limit, not the broker. Both share 2 cores "
+  "with the load generator and with whatever else runs on the machine: compare the load averages above, "
+  "and rerun when they differ much.")
 print("\n".join(out))
