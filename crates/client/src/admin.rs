@@ -21,7 +21,7 @@ use brook_protocol::kafka::messages::*;
 use brook_protocol::kafka::protocol::StrBytes;
 
 use crate::cluster::{BrokerInfo, ClientConfig, Cluster, TopicInfo};
-use crate::error::{check, ClientError};
+use crate::error::{check, unexpected, ClientError};
 
 fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
@@ -576,8 +576,4 @@ impl Admin {
             .as_millis()
             .min(i32::MAX as u128) as i32
     }
-}
-
-fn unexpected(api: &str) -> ClientError {
-    ClientError::Protocol(format!("unexpected response to {api}"))
 }

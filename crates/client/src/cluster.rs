@@ -14,7 +14,7 @@ use tokio::sync::Mutex;
 use uuid::Uuid;
 
 use crate::connection::Connection;
-use crate::error::ClientError;
+use crate::error::{unexpected, ClientError};
 
 /// Client settings shared by the admin client, producer and consumer (Kafka's names).
 #[derive(Debug, Clone)]
@@ -185,9 +185,7 @@ impl Cluster {
             .send(RequestKind::Metadata(req), ApiKey::Metadata, 12)
             .await?;
         let ResponseKind::Metadata(r) = resp else {
-            return Err(ClientError::Protocol(
-                "unexpected response to Metadata".into(),
-            ));
+            return Err(unexpected("Metadata"));
         };
         let mut md = self.metadata.lock().await;
         md.cluster_id = r.cluster_id.map(|c| c.to_string());

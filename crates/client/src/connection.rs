@@ -16,7 +16,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Mutex};
 
-use crate::error::ClientError;
+use crate::error::{unexpected, ClientError};
 
 /// Largest response accepted (Kafka's clients have no limit; this guards against garbage).
 const MAX_RESPONSE: usize = 1 << 30;
@@ -90,19 +90,11 @@ impl Connection {
                     .await?
                 {
                     ResponseKind::ApiVersions(r) => r,
-                    _ => {
-                        return Err(ClientError::Protocol(
-                            "unexpected ApiVersions response".into(),
-                        ))
-                    }
+                    _ => return Err(unexpected("ApiVersions")),
                 }
             }
             ResponseKind::ApiVersions(r) => r,
-            _ => {
-                return Err(ClientError::Protocol(
-                    "unexpected ApiVersions response".into(),
-                ))
-            }
+            _ => return Err(unexpected("ApiVersions")),
         };
         crate::error::check(resp.error_code, None)?;
         conn.versions = resp

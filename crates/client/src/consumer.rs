@@ -27,7 +27,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use crate::admin::{Admin, OffsetSpec};
 use crate::cluster::{ClientConfig, Cluster};
 use crate::connection::Connection;
-use crate::error::{check, ClientError};
+use crate::error::{check, unexpected, ClientError};
 
 /// What to do when there is no committed offset, or it is out of range (auto.offset.reset).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -312,9 +312,7 @@ impl Consumer {
             .send(RequestKind::OffsetCommit(req), ApiKey::OffsetCommit, 8)
             .await?;
         let ResponseKind::OffsetCommit(r) = resp else {
-            return Err(ClientError::Protocol(
-                "unexpected response to OffsetCommit".into(),
-            ));
+            return Err(unexpected("OffsetCommit"));
         };
         for t in r.topics {
             for p in t.partitions {
@@ -399,9 +397,7 @@ impl Consumer {
             )
             .await?;
         let ResponseKind::FindCoordinator(r) = resp else {
-            return Err(ClientError::Protocol(
-                "unexpected response to FindCoordinator".into(),
-            ));
+            return Err(unexpected("FindCoordinator"));
         };
         let (code, node, msg) = if v >= 4 {
             let c = r
@@ -495,9 +491,7 @@ impl Consumer {
                 )
                 .await?;
             let ResponseKind::JoinGroup(r) = resp else {
-                return Err(ClientError::Protocol(
-                    "unexpected response to JoinGroup".into(),
-                ));
+                return Err(unexpected("JoinGroup"));
             };
             if r.error_code == 79 {
                 // MEMBER_ID_REQUIRED: join again with the id the coordinator handed out.
@@ -532,9 +526,7 @@ impl Consumer {
             .send_waiting(RequestKind::SyncGroup(sync), ApiKey::SyncGroup, 5, wait)
             .await?;
         let ResponseKind::SyncGroup(s) = resp else {
-            return Err(ClientError::Protocol(
-                "unexpected response to SyncGroup".into(),
-            ));
+            return Err(unexpected("SyncGroup"));
         };
         check(s.error_code, None)?;
         let mut assignment = BTreeSet::new();
@@ -661,9 +653,7 @@ impl Consumer {
             .send(RequestKind::OffsetFetch(req), ApiKey::OffsetFetch, 7)
             .await?;
         let ResponseKind::OffsetFetch(r) = resp else {
-            return Err(ClientError::Protocol(
-                "unexpected response to OffsetFetch".into(),
-            ));
+            return Err(unexpected("OffsetFetch"));
         };
         check(r.error_code, None)?;
         let mut out = BTreeMap::new();
@@ -811,7 +801,7 @@ impl Consumer {
                 .send(RequestKind::Fetch(req), ApiKey::Fetch, 12)
                 .await?;
             let ResponseKind::Fetch(r) = resp else {
-                return Err(ClientError::Protocol("unexpected response to Fetch".into()));
+                return Err(unexpected("Fetch"));
             };
             check(r.error_code, None)?;
             for t in r.responses {

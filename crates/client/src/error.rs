@@ -67,3 +67,8 @@ fn describe(code: i16, error: &Option<ResponseError>, message: Option<&str>) -> 
         _ => name,
     }
 }
+
+/// The error for a response of the wrong kind (a broker or codec bug).
+pub(crate) fn unexpected(api: &str) -> ClientError {
+    ClientError::Protocol(format!("unexpected response to {api}"))
+}

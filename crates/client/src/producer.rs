@@ -23,7 +23,7 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::cluster::{ClientConfig, Cluster};
-use crate::error::ClientError;
+use crate::error::{unexpected, ClientError};
 use crate::partitioner::{DefaultPartitioner, Partitioner};
 
 /// `acks`: how many replicas must have a record before it is acknowledged.
@@ -439,9 +439,7 @@ impl Sender {
             .send(RequestKind::InitProducerId(req), ApiKey::InitProducerId, 4)
             .await?;
         let ResponseKind::InitProducerId(r) = resp else {
-            return Err(ClientError::Protocol(
-                "unexpected response to InitProducerId".into(),
-            ));
+            return Err(unexpected("InitProducerId"));
         };
         crate::error::check(r.error_code, None)?;
         Ok((r.producer_id.0, r.producer_epoch))
@@ -632,9 +630,7 @@ impl BatchJob {
             .send(RequestKind::Produce(req), ApiKey::Produce, 11)
             .await?;
         let ResponseKind::Produce(r) = resp else {
-            return Err(ClientError::Protocol(
-                "unexpected response to Produce".into(),
-            ));
+            return Err(unexpected("Produce"));
         };
         let p = r
             .responses
