@@ -147,3 +147,18 @@ def broker(broker_factory):
 
 def unique(prefix="t"):
     return f"{prefix}-{os.getpid()}-{time.monotonic_ns()}"
+
+
+BIN_DIR = ROOT / "bin"
+
+
+def kafka_tool(tool, *args, input=None, timeout=60, check=False):
+    """Runs bin/kafka-<tool>.sh (the wrapper a user types) against BROOK_BIN; returns the
+    CompletedProcess with text stdout/stderr."""
+    env = dict(os.environ, BROOK_BIN=BROOK_BIN)
+    proc = subprocess.run([str(BIN_DIR / f"kafka-{tool}.sh"), *map(str, args)], input=input,
+                          capture_output=True, text=True, timeout=timeout, env=env)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kafka-{tool}.sh {' '.join(map(str, args))} exited "
+                             f"{proc.returncode}\nstdout: {proc.stdout}\nstderr: {proc.stderr}")
+    return proc

@@ -2,6 +2,8 @@
 //! subcommands. This crate only parses command lines and wires crates together; it owns no
 //! protocol, storage or broker logic.
 
+mod tools;
+
 use std::path::PathBuf;
 
 use anyhow::Context;
@@ -12,7 +14,8 @@ use clap::{Parser, Subcommand};
 #[command(
     name = "brook",
     version,
-    about = "Brook: Apache Kafka, rebuilt in Rust"
+    about = "Brook: Apache Kafka, rebuilt in Rust",
+    after_help = tools_help()
 )]
 struct Cli {
     #[command(subcommand)]
@@ -32,7 +35,45 @@ enum Command {
     },
 }
 
+fn tools_help() -> String {
+    let mut s = String::from("Kafka's tools (also as bin/<tool>.sh):\n");
+    for (name, _, about) in tools::TOOLS {
+        s.push_str(&format!("  {name:<28}{about}\n"));
+    }
+    s.push_str("Run 'brook <tool> --help' for a tool's options.");
+    s
+}
+
 fn main() -> anyhow::Result<()> {
+    let mut args: Vec<String> = std::env::args().skip(1).collect();
+    if let Some(first) = args.first().cloned() {
+        if let Some(tool) = tools::find(&first) {
+            args.remove(0);
+            std::process::exit(tool(args));
+        }
+        let builtin = ["broker", "help", "--help", "-h", "--version", "-V"];
+        if !builtin.contains(&first.as_str()) {
+            let names: Vec<String> = tools::TOOLS
+                .iter()
+                .map(|(n, _, _)| n.to_string())
+                .chain(std::iter::once("broker".to_string()))
+                .collect();
+            let base = first.strip_suffix(".sh").unwrap_or(&first);
+            let base = match base.starts_with("kafka-")
+                || tools::common::edit_distance(base, "broker") <= 2
+            {
+                true => base.to_string(),
+                false => format!("kafka-{base}"),
+            };
+            let hint = match tools::common::suggestions(&names, &base).as_slice() {
+                [] => String::new(),
+                [one] => format!("; did you mean '{one}'?"),
+                many => format!("; did you mean one of: {}?", many.join(", ")),
+            };
+            eprintln!("brook: '{first}' is not a tool{hint}\nRun 'brook --help' for the list.");
+            std::process::exit(1);
+        }
+    }
     let cli = Cli::parse();
     match cli.command {
         Command::Broker {

@@ -14,6 +14,7 @@ pub mod consumer;
 pub mod error;
 pub mod partitioner;
 pub mod producer;
+pub mod properties;
 pub mod serde;
 
 pub use admin::Admin;

@@ -1,0 +1,4 @@
+#!/usr/bin/env bash
+# Kafka's kafka-producer-perf-test.sh, served by Brook's `brook kafka-producer-perf-test`.
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+exec "${BROOK_BIN:-$here/../target/release/brook}" kafka-producer-perf-test "$@"
