@@ -23,10 +23,10 @@ use brook_protocol::kafka::protocol::StrBytes;
 use crate::cluster::{BrokerInfo, ClientConfig, Cluster, TopicInfo};
 use crate::error::{check, unexpected, ClientError};
 
-fn s(v: impl Into<String>) -> StrBytes {
+pub(crate) fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
 }
-fn tn(v: impl Into<String>) -> TopicName {
+pub(crate) fn tn(v: impl Into<String>) -> TopicName {
     TopicName(s(v))
 }
 
@@ -156,7 +156,7 @@ pub struct ClusterDescription {
 
 /// Kafka's admin client.
 pub struct Admin {
-    cluster: Cluster,
+    pub(crate) cluster: Cluster,
 }
 
 type PerTopic<T> = Vec<(String, Result<T, ClientError>)>;
@@ -569,7 +569,7 @@ impl Admin {
         })
     }
 
-    fn timeout_ms(&self) -> i32 {
+    pub(crate) fn timeout_ms(&self) -> i32 {
         self.cluster
             .config
             .request_timeout
