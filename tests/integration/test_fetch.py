@@ -251,3 +251,83 @@ def test_leader_epochs_are_stamped_reported_and_checked(broker):
     # epoch did not change).
     assert w.offset_for_leader_epoch(topic, 0, epoch)[2] == (6 if new_epoch > epoch else 7)
     assert w.offset_for_leader_epoch(topic, 0, new_epoch) == (NONE, new_epoch, 7)
+
+
+def produce_to(broker, topic, values_partitions):
+    from confluent_kafka import Producer
+    p = Producer({"bootstrap.servers": broker.bootstrap, "linger.ms": 5})
+    for value, partition in values_partitions:
+        p.produce(topic, value=value, partition=partition)
+    assert p.flush(30) == 0
+
+
+def test_incremental_fetch_sessions_carry_only_partitions_with_news(broker):
+    """KIP-227 over exact wire bytes: a full fetch opens a session, incremental fetches name only
+    changed partitions and hear only about partitions with news; bad ids and epochs get 70/71."""
+    topic = unique("session")
+    create_topic(broker, topic, partitions=3)
+    produce_to(broker, topic, [(b"v0", 0), (b"v1", 1), (b"v2", 2)])
+    w = Wire(broker.bootstrap)
+    err, sid, parts = w.fetch_session(topic, {0: 0, 1: 0, 2: 0}, session_id=0, session_epoch=0)
+    assert err == 0 and sid != 0
+    assert sorted(parts) == [0, 1, 2] and all(len(p[2]) > 0 for p in parts.values())
+
+    # Positions moved to 1 everywhere; nothing new has arrived: the answer is empty.
+    err, sid2, parts = w.fetch_session(topic, {0: 1, 1: 1, 2: 1}, sid, 1)
+    assert (err, sid2, parts) == (0, sid, {})
+    # Partitions not named keep their cached positions; a record on partition 1 is the only news.
+    produce_to(broker, topic, [(b"new", 1)])
+    err, _, parts = w.fetch_session(topic, {}, sid, 2)
+    assert err == 0 and list(parts) == [1]
+    assert parts[1][1] == 2 and [b["base_offset"] for b in batches(parts[1][2])] == [1]
+    # Forgetting partition 1 and re-adding partition 0 from offset 0: only partition 0 answers.
+    err, _, parts = w.fetch_session(topic, {0: 0}, sid, 3, forgotten=[1])
+    assert err == 0 and list(parts) == [0] and len(parts[0][2]) > 0
+
+    INVALID_FETCH_SESSION_EPOCH, FETCH_SESSION_ID_NOT_FOUND = 71, 70
+    assert w.fetch_session(topic, {}, sid, 9)[0] == INVALID_FETCH_SESSION_EPOCH
+    assert w.fetch_session(topic, {}, sid + 1, 1)[0] == FETCH_SESSION_ID_NOT_FOUND
+    # Epoch -1 closes the session; the request is answered in full without one.
+    err, closed, parts = w.fetch_session(topic, {0: 0, 2: 0}, sid, -1)
+    assert (err, closed, sorted(parts)) == (0, 0, [0, 2])
+    assert w.fetch_session(topic, {}, sid, 4)[0] == FETCH_SESSION_ID_NOT_FOUND
+
+
+def test_kafka_python_reads_through_incremental_fetch_sessions(broker):
+    """kafka-python (which implements KIP-227) consumes many partitions through one session and
+    sees every record exactly once while the producer keeps writing."""
+    import logging
+    from kafka import KafkaConsumer
+
+    topic = unique("kpsession")
+    create_topic(broker, topic, partitions=8)
+    seen_incremental = []
+
+    class Spy(logging.Handler):
+        def emit(self, record):
+            if "incremental fetch response for session" in record.getMessage():
+                seen_incremental.append(record)
+
+    fetch_log = logging.getLogger("kafka.consumer.fetcher")
+    spy = Spy(level=logging.DEBUG)
+    fetch_log.addHandler(spy)
+    old_level = fetch_log.level
+    fetch_log.setLevel(logging.DEBUG)
+    consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap, auto_offset_reset="earliest",
+                             enable_auto_commit=False, fetch_max_wait_ms=100)
+    try:
+        from kafka import TopicPartition as KTp
+        consumer.assign([KTp(topic, p) for p in range(8)])
+        got = []
+        for round_ in range(4):
+            produce_to(broker, topic, [(f"{round_}-{i}".encode(), i % 8) for i in range(40)])
+            deadline = time.time() + 30
+            while len(got) < 40 * (round_ + 1) and time.time() < deadline:
+                for recs in consumer.poll(timeout_ms=500).values():
+                    got.extend(r.value for r in recs)
+        assert sorted(got) == sorted(f"{r}-{i}".encode() for r in range(4) for i in range(40))
+        assert seen_incremental, "kafka-python never continued an incremental fetch session"
+    finally:
+        consumer.close()
+        fetch_log.removeHandler(spy)
+        fetch_log.setLevel(old_level)

@@ -182,6 +182,47 @@ class Wire:
         pos += 4
         return top_error, error, hw, log_start, r[pos:pos + max(size, 0)]
 
+    def fetch_session(self, topic, offsets, session_id, session_epoch, forgotten=(),
+                      max_wait_ms=0, min_bytes=1):
+        """Fetch v11 with a KIP-227 session: `offsets` maps partition -> fetch offset (the
+        partitions sent), `forgotten` lists partitions to drop. Returns (top_error, session_id,
+        {partition: (error, high_watermark, records_bytes)}) for the partitions answered."""
+        body = struct.pack(">iiiibii", -1, max_wait_ms, min_bytes, 1 << 20, 0, session_id,
+                           session_epoch)
+        if offsets:
+            body += struct.pack(">i", 1) + _str(topic) + struct.pack(">i", len(offsets))
+            for p, o in offsets.items():
+                body += struct.pack(">iiqqi", p, -1, o, -1, 1 << 20)
+        else:
+            body += struct.pack(">i", 0)
+        if forgotten:
+            body += struct.pack(">i", 1) + _str(topic) + struct.pack(">i", len(forgotten))
+            body += b"".join(struct.pack(">i", p) for p in forgotten)
+        else:
+            body += struct.pack(">i", 0)
+        body += _str("")
+        r = self.call(1, 11, body)
+        _throttle, top_error, session = struct.unpack(">ihi", r[:10])
+        pos = 10
+        answered = {}
+        (n_topics,) = struct.unpack(">i", r[pos:pos + 4])
+        pos += 4
+        for _ in range(n_topics):
+            (n,) = struct.unpack(">h", r[pos:pos + 2])
+            pos += 2 + n
+            (n_parts,) = struct.unpack(">i", r[pos:pos + 4])
+            pos += 4
+            for _ in range(n_parts):
+                index, error, hw, _lso, _log_start = struct.unpack(">ihqqq", r[pos:pos + 30])
+                pos += 30
+                (n_aborted,) = struct.unpack(">i", r[pos:pos + 4])
+                pos += 4 + max(n_aborted, 0) * 16 + 4
+                (size,) = struct.unpack(">i", r[pos:pos + 4])
+                pos += 4
+                answered[index] = (error, hw, r[pos:pos + max(size, 0)])
+                pos += max(size, 0)
+        return top_error, session, answered
+
     def offset_for_leader_epoch(self, topic, partition, leader_epoch, current_leader_epoch=-1):
         """OffsetForLeaderEpoch v2; returns (error, leader_epoch, end_offset)."""
         body = (struct.pack(">i", 1) + _str(topic)

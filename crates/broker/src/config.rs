@@ -96,6 +96,7 @@ const BROKER_PROPERTIES: &[(&str, Kind)] = &[
     ("log.segment.bytes", Kind::Int),
     ("log.segment.delete.delay.ms", Kind::Long),
     ("max.connections", Kind::Int),
+    ("max.incremental.fetch.session.cache.slots", Kind::Int),
     ("message.max.bytes", Kind::Int),
     ("min.insync.replicas", Kind::Int),
     ("node.id", Kind::Int),
@@ -160,6 +161,7 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("log.segment.bytes", "1073741824"),
     ("log.segment.delete.delay.ms", "60000"),
     ("max.connections", "2147483647"),
+    ("max.incremental.fetch.session.cache.slots", "1000"),
     ("message.max.bytes", "1048588"),
     ("min.insync.replicas", "1"),
     ("num.io.threads", "8"),
@@ -229,6 +231,8 @@ pub struct BrokerConfig {
     pub delete_topic_enable: bool,
     pub socket_request_max_bytes: usize,
     pub max_connections: usize,
+    /// max.incremental.fetch.session.cache.slots: fetch sessions (KIP-227) kept; 0 disables them.
+    pub fetch_session_cache_slots: usize,
     pub log_retention_check_interval_ms: u64,
     pub rack: Option<String>,
     /// Group coordinator settings (group.* and offsets.* properties).
@@ -461,6 +465,13 @@ impl BrokerConfig {
         if max_connections < 1 {
             return Err(invalid("max.connections", "must be at least 1"));
         }
+        let fetch_session_cache_slots = int("max.incremental.fetch.session.cache.slots", 1000);
+        if fetch_session_cache_slots < 0 {
+            return Err(invalid(
+                "max.incremental.fetch.session.cache.slots",
+                "must be at least 0",
+            ));
+        }
         let check_interval = int("log.retention.check.interval.ms", 300_000);
         if check_interval < 1 {
             return Err(invalid(
@@ -557,6 +568,7 @@ impl BrokerConfig {
             delete_topic_enable: boolean("delete.topic.enable", true),
             socket_request_max_bytes: socket_request_max_bytes as usize,
             max_connections: max_connections as usize,
+            fetch_session_cache_slots: fetch_session_cache_slots as usize,
             log_retention_check_interval_ms: check_interval as u64,
             rack: get("broker.rack"),
             coordinator,

@@ -108,7 +108,7 @@ pub async fn handle(broker: &Arc<Broker>, req: Request, peer: std::net::SocketAd
                 None => Reply::Nothing,
             }
         }
-        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch(broker, r).await),
+        RequestKind::Fetch(r) => ResponseKind::Fetch(fetch(broker, r, v).await),
         RequestKind::ListOffsets(r) => ResponseKind::ListOffsets(list_offsets(broker, r)),
         RequestKind::CreateTopics(r) => ResponseKind::CreateTopics(create_topics(broker, r, v)),
         RequestKind::DeleteTopics(r) => ResponseKind::DeleteTopics(delete_topics(broker, r, v)),
@@ -471,96 +471,179 @@ fn check_leader_epoch(current: i32, requested: i32) -> Result<(), ResponseError>
     }
 }
 
-async fn fetch(broker: &Arc<Broker>, r: FetchRequest) -> FetchResponse {
+async fn fetch(broker: &Arc<Broker>, r: FetchRequest, version: i16) -> FetchResponse {
+    use crate::fetch_session::{FetchParams, PartitionKey, SessionRequest};
     let deadline = tokio::time::Instant::now() + Duration::from_millis(r.max_wait_ms.max(0) as u64);
     let min_bytes = r.min_bytes.max(0) as usize;
-    loop {
+    let key = |topic: &TopicName, topic_id: Uuid, partition: i32| PartitionKey {
+        topic: topic.to_string(),
+        topic_id,
+        partition,
+    };
+    let request = SessionRequest {
+        // Sessions exist from Fetch v7; older fetchers are always sessionless.
+        session_id: if version >= 7 { r.session_id } else { 0 },
+        session_epoch: if version >= 7 { r.session_epoch } else { -1 },
+        partitions: r
+            .topics
+            .iter()
+            .flat_map(|t| {
+                t.partitions.iter().map(move |p| {
+                    (
+                        key(&t.topic, t.topic_id, p.partition),
+                        FetchParams {
+                            fetch_offset: p.fetch_offset,
+                            current_leader_epoch: p.current_leader_epoch,
+                            last_fetched_epoch: p.last_fetched_epoch,
+                            log_start_offset: p.log_start_offset,
+                            partition_max_bytes: p.partition_max_bytes,
+                        },
+                    )
+                })
+            })
+            .collect(),
+        forgotten: r
+            .forgotten_topics_data
+            .iter()
+            .flat_map(|t| {
+                t.partitions
+                    .iter()
+                    .map(move |p| key(&t.topic, t.topic_id, *p))
+            })
+            .collect(),
+    };
+    let planned = lock_sessions(broker).plan(request, std::time::Instant::now());
+    let plan = match planned {
+        Ok(plan) => plan,
+        Err(e) => {
+            return FetchResponse::default()
+                .with_error_code(e.code())
+                .with_session_id(0)
+        }
+    };
+    let read_committed = r.isolation_level == 1;
+    let max_bytes = r.max_bytes;
+    let parts = loop {
         let notified = broker.data_arrived.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (response, bytes, any_error) = fetch_once(broker, &r);
+        let (parts, bytes, any_error) =
+            fetch_once(broker, &plan.partitions, max_bytes, read_committed);
         // min_bytes=0 is satisfied by nothing: answer at once, as Kafka does.
         if bytes >= min_bytes || any_error || tokio::time::Instant::now() >= deadline {
-            return response;
+            break parts;
         }
         tokio::select! {
             _ = &mut notified => {}
             _ = tokio::time::sleep_until(deadline) => {
-                return fetch_once(broker, &r).0;
+                break fetch_once(broker, &plan.partitions, max_bytes, read_committed).0;
             }
         }
+    };
+    let outcomes: Vec<_> = parts
+        .iter()
+        .map(|p| crate::fetch_session::PartitionOutcome {
+            high_watermark: p.high_watermark,
+            log_start_offset: p.log_start_offset,
+            last_stable_offset: p.last_stable_offset,
+            error_code: p.error_code,
+            record_bytes: p.records.as_ref().map_or(0, |r| r.len()),
+        })
+        .collect();
+    let (session_id, include) =
+        lock_sessions(broker).complete(&plan, &outcomes, std::time::Instant::now());
+    // Group the carried partitions by topic, keeping the plan's order.
+    let mut responses: Vec<FetchableTopicResponse> = Vec::new();
+    for (((k, _), part), carried) in plan.partitions.iter().zip(parts).zip(include) {
+        if !carried {
+            continue;
+        }
+        match responses.last_mut() {
+            Some(t) if t.topic.as_str() == k.topic && t.topic_id == k.topic_id => {
+                t.partitions.push(part)
+            }
+            _ => responses.push(
+                FetchableTopicResponse::default()
+                    .with_topic(TopicName(s(k.topic.as_str())))
+                    .with_topic_id(k.topic_id)
+                    .with_partitions(vec![part]),
+            ),
+        }
     }
+    FetchResponse::default()
+        .with_session_id(session_id)
+        .with_responses(responses)
 }
 
-fn fetch_once(broker: &Arc<Broker>, r: &FetchRequest) -> (FetchResponse, usize, bool) {
+fn lock_sessions(
+    broker: &Broker,
+) -> std::sync::MutexGuard<'_, crate::fetch_session::FetchSessionCache> {
+    // The cache holds no invariant a panicking holder could break halfway.
+    broker
+        .fetch_sessions
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Reads the planned partitions once: the per-partition answers, the record bytes read, and
+/// whether any partition failed.
+fn fetch_once(
+    broker: &Arc<Broker>,
+    partitions: &[(
+        crate::fetch_session::PartitionKey,
+        crate::fetch_session::FetchParams,
+    )],
+    max_bytes: i32,
+    read_committed: bool,
+) -> (Vec<PartitionData>, usize, bool) {
     let image = broker.image();
-    let mut remaining = if r.max_bytes <= 0 {
+    let mut remaining = if max_bytes <= 0 {
         usize::MAX
     } else {
-        r.max_bytes as usize
+        max_bytes as usize
     };
     let mut total = 0usize;
     let mut any_error = false;
-    let mut responses = Vec::with_capacity(r.topics.len());
-    for topic in &r.topics {
-        let name = resolve_topic(&image, &topic.topic, topic.topic_id);
-        let mut parts = Vec::with_capacity(topic.partitions.len());
-        for p in &topic.partitions {
-            let mut out = PartitionData::default()
-                .with_partition_index(p.partition)
-                .with_high_watermark(-1)
-                .with_last_stable_offset(-1)
-                .with_log_start_offset(-1);
-            let result = (|| {
-                let name = name.clone()?;
-                let partition = broker
-                    .partition(&name, p.partition)
-                    .ok_or(ResponseError::UnknownTopicOrPartition)?;
-                check_leader_epoch(partition.leader_epoch(), p.current_leader_epoch)?;
-                let hw = partition.high_watermark();
-                let log = partition.log();
-                out.high_watermark = hw;
-                out.last_stable_offset = hw;
-                out.log_start_offset = log.log_start_offset();
-                let max = (p.partition_max_bytes.max(0) as usize).min(remaining);
-                let data = log
-                    .read(p.fetch_offset, max, hw, total == 0)
-                    .map_err(|e| storage_code(&e))?;
-                Ok::<Bytes, ResponseError>(data)
-            })();
-            match result {
-                Ok(data) => {
-                    total += data.len();
-                    remaining = remaining.saturating_sub(data.len());
-                    out.aborted_transactions = if r.isolation_level == 1 {
-                        Some(vec![])
-                    } else {
-                        None
-                    };
-                    out.records = Some(data);
-                }
-                Err(e) => {
-                    any_error = true;
-                    out.error_code = code(e);
-                    out.records = Some(Bytes::new());
-                }
+    let mut out_parts = Vec::with_capacity(partitions.len());
+    for (key, p) in partitions {
+        let mut out = PartitionData::default()
+            .with_partition_index(key.partition)
+            .with_high_watermark(-1)
+            .with_last_stable_offset(-1)
+            .with_log_start_offset(-1);
+        let result = (|| {
+            let name = resolve_topic(&image, &TopicName(s(key.topic.as_str())), key.topic_id)?;
+            let partition = broker
+                .partition(&name, key.partition)
+                .ok_or(ResponseError::UnknownTopicOrPartition)?;
+            check_leader_epoch(partition.leader_epoch(), p.current_leader_epoch)?;
+            let hw = partition.high_watermark();
+            let log = partition.log();
+            out.high_watermark = hw;
+            out.last_stable_offset = hw;
+            out.log_start_offset = log.log_start_offset();
+            let max = (p.partition_max_bytes.max(0) as usize).min(remaining);
+            let data = log
+                .read(p.fetch_offset, max, hw, total == 0)
+                .map_err(|e| storage_code(&e))?;
+            Ok::<Bytes, ResponseError>(data)
+        })();
+        match result {
+            Ok(data) => {
+                total += data.len();
+                remaining = remaining.saturating_sub(data.len());
+                out.aborted_transactions = if read_committed { Some(vec![]) } else { None };
+                out.records = Some(data);
             }
-            parts.push(out);
+            Err(e) => {
+                any_error = true;
+                out.error_code = code(e);
+                out.records = Some(Bytes::new());
+            }
         }
-        responses.push(
-            FetchableTopicResponse::default()
-                .with_topic(topic.topic.clone())
-                .with_topic_id(topic.topic_id)
-                .with_partitions(parts),
-        );
+        out_parts.push(out);
     }
-    (
-        FetchResponse::default()
-            .with_session_id(0)
-            .with_responses(responses),
-        total,
-        any_error,
-    )
+    (out_parts, total, any_error)
 }
 
 const EARLIEST: i64 = -2;

@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod errors;
+pub mod fetch_session;
 pub mod group_handlers;
 pub mod groups;
 pub mod handlers;

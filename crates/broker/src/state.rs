@@ -19,6 +19,7 @@ use tokio::sync::Notify;
 use uuid::Uuid;
 
 use crate::config::{BrokerConfig, Listener};
+use crate::fetch_session::FetchSessionCache;
 use crate::groups::GroupService;
 
 /// Wall-clock time in milliseconds since the epoch, Kafka's timestamp unit.
@@ -91,6 +92,8 @@ pub struct Broker {
     pub data_arrived: Notify,
     /// The group coordinator (consumer groups and committed offsets).
     pub groups: GroupService,
+    /// Incremental fetch sessions (KIP-227).
+    pub fetch_sessions: Mutex<FetchSessionCache>,
 }
 
 fn partition_dir(root: &Path, topic: &str, p: i32) -> PathBuf {
@@ -116,6 +119,7 @@ impl Broker {
             partitions: RwLock::new(HashMap::new()),
             data_arrived: Notify::new(),
             groups: GroupService::new(config.coordinator),
+            fetch_sessions: Mutex::new(FetchSessionCache::new(config.fetch_session_cache_slots)),
             config,
         });
         let registration = MetadataRecord::RegisterBroker {
