@@ -5,6 +5,7 @@ from confluent_kafka.admin import AlterConfigOpType, ConfigEntry, ConfigResource
 
 from conftest import unique, wait_for
 from helpers import admin, consume_all, create_topic, produce
+from wire import Wire
 
 
 def watermarks(broker, topic):
@@ -91,3 +92,60 @@ def test_compaction_keeps_the_newest_record_per_key(broker_factory):
     assert b"k3" not in latest or latest[b"k3"] is None
     offsets = [m.offset() for m in got]
     assert offsets == sorted(offsets)
+
+
+def test_dynamic_broker_configs_change_topic_defaults_at_run_time_and_persist(broker_factory):
+    """kafka-configs --entity-type brokers --alter: log.retention.ms set dynamically on the broker
+    becomes the default of every topic without one of its own, takes effect on the live log,
+    survives a restart, and is described with Kafka's sources."""
+    from confluent_kafka.admin import ConfigSource
+    from confluent_kafka import KafkaError
+
+    b = broker_factory(log_retention_check_interval_ms="200")
+    topic = unique("dynbroker")
+    create_topic(b, topic, config={"segment.bytes": "2000"})
+    produce(b, topic, [(None, b"x" * 200) for _ in range(50)],
+            **{"linger.ms": 0, "batch.num.messages": 1})
+    a = admin(b)
+
+    def alter(resource, *entries):
+        res = ConfigResource(ConfigResource.Type.BROKER, resource, incremental_configs=[
+            ConfigEntry(k, v, incremental_operation=AlterConfigOpType.SET if v is not None
+                        else AlterConfigOpType.DELETE) for k, v in entries])
+        return a.incremental_alter_configs([res])[res]
+
+    def described(kind, name):
+        res = ConfigResource(kind, name)
+        return a.describe_configs([res])[res].result(15)
+
+    # The cluster-wide default (--entity-default: an empty broker name, which confluent-kafka and
+    # kafka-python cannot send, so it goes over the wire) and this broker's own value; the
+    # broker's wins.
+    BROKER, DYNAMIC_DEFAULT = 4, 3
+    w = Wire(b.bootstrap)
+    assert w.incremental_alter_configs(BROKER, "", [("log.retention.ms", 0, "600000")])[0] == 0
+    assert w.describe_configs(BROKER, "") == (0, {"log.retention.ms": ("600000", DYNAMIC_DEFAULT)})
+    alter("1", ("log.retention.ms", "1")).result(15)
+    entry = described(ConfigResource.Type.BROKER, "1")["log.retention.ms"]
+    assert (entry.value, entry.source) == ("1", ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+    assert not entry.is_read_only
+    t = described(ConfigResource.Type.TOPIC, topic)["retention.ms"]
+    assert (t.value, t.source) == ("1", ConfigSource.DYNAMIC_BROKER_CONFIG.value)
+    low, high = wait_for(lambda: (lambda w: w if w[0] > 0 else None)(watermarks(b, topic)),
+                         what="the dynamic retention to delete old segments")
+    assert high == 50 and low > 0
+
+    # Removing this broker's value falls back to the cluster default, and that survives a restart.
+    alter("1", ("log.retention.ms", None)).result(15)
+    b.restart()
+    a = admin(b)
+    t = described(ConfigResource.Type.TOPIC, topic)["retention.ms"]
+    assert (t.value, t.source) == ("600000", ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value)
+
+    # Static-only properties cannot change at run time; bad values are refused.
+    err = alter("1", ("num.partitions", "3")).exception(15)
+    assert err.args[0].code() == KafkaError.INVALID_REQUEST
+    assert "Cannot update these configs dynamically" in err.args[0].str()
+    err = alter("1", ("log.retention.ms", "soon")).exception(15)
+    assert err.args[0].code() == KafkaError.INVALID_CONFIG
+    assert described(ConfigResource.Type.BROKER, "1")["num.partitions"].is_read_only

@@ -223,6 +223,57 @@ class Wire:
                 pos += max(size, 0)
         return top_error, session, answered
 
+    def incremental_alter_configs(self, resource_type, name, ops):
+        """IncrementalAlterConfigs v0 for one resource; ops are (name, op, value-or-None) with
+        op 0 set, 1 delete. Returns (error, message)."""
+        body = struct.pack(">ib", 1, resource_type) + _str(name) + struct.pack(">i", len(ops))
+        for k, op, v in ops:
+            body += _str(k) + struct.pack(">b", op) + (_str(v) if v is not None
+                                                        else struct.pack(">h", -1))
+        body += struct.pack(">b", 0)
+        r = self.call(44, 0, body)
+        pos = 4 + 4
+        (error, n) = struct.unpack(">hh", r[pos:pos + 4])
+        pos += 4
+        message = r[pos:pos + n].decode() if n >= 0 else None
+        return error, message
+
+    def describe_configs(self, resource_type, name):
+        """DescribeConfigs v1 for one resource; returns (error, {name: (value, source)})."""
+        body = (struct.pack(">ib", 1, resource_type) + _str(name) + struct.pack(">i", -1)
+                + struct.pack(">b", 0))
+        r = self.call(32, 1, body)
+        pos = 4 + 4
+
+        def string():
+            nonlocal pos
+            (n,) = struct.unpack(">h", r[pos:pos + 2])
+            pos += 2
+            if n < 0:
+                return None
+            pos += n
+            return r[pos - n:pos].decode()
+
+        (error,) = struct.unpack(">h", r[pos:pos + 2])
+        pos += 2
+        string()
+        pos += 1
+        string()
+        (n_configs,) = struct.unpack(">i", r[pos:pos + 4])
+        pos += 4
+        configs = {}
+        for _ in range(n_configs):
+            key, value = string(), string()
+            _read_only, source, _sensitive = struct.unpack(">bbb", r[pos:pos + 3])
+            pos += 3
+            (n_syn,) = struct.unpack(">i", r[pos:pos + 4])
+            pos += 4
+            for _ in range(max(n_syn, 0)):
+                string(), string()
+                pos += 1
+            configs[key] = (value, source)
+        return error, configs
+
     def offset_for_leader_epoch(self, topic, partition, leader_epoch, current_leader_epoch=-1):
         """OffsetForLeaderEpoch v2; returns (error, leader_epoch, end_offset)."""
         body = (struct.pack(">i", 1) + _str(topic)

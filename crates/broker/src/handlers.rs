@@ -3,7 +3,7 @@
 //! Handlers read the metadata image, run controller logic through [`Broker::commit`], and append to
 //! and read from partition logs. Every refusal is a Kafka error code in the response.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -721,8 +721,27 @@ fn list_offsets(broker: &Arc<Broker>, r: ListOffsetsRequest) -> ListOffsetsRespo
 
 /// Config source codes of DescribeConfigs.
 const SOURCE_TOPIC: i8 = 1;
+const SOURCE_DYNAMIC_BROKER: i8 = 2;
+const SOURCE_DYNAMIC_DEFAULT_BROKER: i8 = 3;
 const SOURCE_STATIC_BROKER: i8 = 4;
 const SOURCE_DEFAULT: i8 = 5;
+
+/// The values a broker property has at each level that sets it, highest precedence first:
+/// this broker's dynamic config, the dynamic cluster default, the static properties.
+fn broker_property_levels(broker: &Broker, image: &MetadataImage, name: &str) -> Vec<(String, i8)> {
+    let mut out = Vec::new();
+    let dynamic = |id: Option<i32>| image.broker_configs(id).and_then(|c| c.get(name)).cloned();
+    if let Some(v) = dynamic(Some(broker.config.node_id)) {
+        out.push((v, SOURCE_DYNAMIC_BROKER));
+    }
+    if let Some(v) = dynamic(None) {
+        out.push((v, SOURCE_DYNAMIC_DEFAULT_BROKER));
+    }
+    if let Some(v) = broker.config.properties.get(name) {
+        out.push((v.clone(), SOURCE_STATIC_BROKER));
+    }
+    out
+}
 
 fn topic_config_entries(
     broker: &Broker,
@@ -738,10 +757,19 @@ fn topic_config_entries(
         .filter(|d| keys.is_none_or(|k| k.contains(d.name)))
         .map(|d| {
             let topic_value = dynamic.and_then(|c| c.get(d.name)).cloned();
-            let broker_value = broker.config.topic_defaults.get(d.name).cloned();
-            let (value, source) = match (&topic_value, &broker_value) {
+            // The broker levels; the static one also covers log.retention.hours and the like,
+            // which the broker config folded into the topic default.
+            let mut broker_levels: Vec<(String, i8)> = d
+                .broker_synonym
+                .map(|syn| broker_property_levels(broker, image, syn))
+                .unwrap_or_default();
+            broker_levels.retain(|(_, src)| *src != SOURCE_STATIC_BROKER);
+            if let Some(v) = broker.config.topic_defaults.get(d.name) {
+                broker_levels.push((v.clone(), SOURCE_STATIC_BROKER));
+            }
+            let (value, source) = match (&topic_value, broker_levels.first()) {
                 (Some(v), _) => (v.clone(), SOURCE_TOPIC),
-                (None, Some(v)) => (v.clone(), SOURCE_STATIC_BROKER),
+                (None, Some((v, src))) => (v.clone(), *src),
                 (None, None) => (d.default.to_string(), SOURCE_DEFAULT),
             };
             let mut synonyms = Vec::new();
@@ -754,13 +782,15 @@ fn topic_config_entries(
                             .with_source(SOURCE_TOPIC),
                     );
                 }
-                if let (Some(v), Some(syn)) = (&broker_value, d.broker_synonym) {
-                    synonyms.push(
-                        DescribeConfigsSynonym::default()
-                            .with_name(s(syn))
-                            .with_value(Some(s(v.clone())))
-                            .with_source(SOURCE_STATIC_BROKER),
-                    );
+                if let Some(syn) = d.broker_synonym {
+                    for (v, src) in &broker_levels {
+                        synonyms.push(
+                            DescribeConfigsSynonym::default()
+                                .with_name(s(syn))
+                                .with_value(Some(s(v.clone())))
+                                .with_source(*src),
+                        );
+                    }
                 }
                 synonyms.push(
                     DescribeConfigsSynonym::default()
@@ -780,6 +810,35 @@ fn topic_config_entries(
                 .with_documentation(include_docs.then(|| s(d.doc)))
         })
         .collect()
+}
+
+/// One broker config of DescribeConfigs: read-only unless it can change at run time.
+fn broker_config_entry(
+    name: &str,
+    value: &str,
+    source: i8,
+    synonyms: Option<Vec<(String, i8)>>,
+) -> DescribeConfigsResourceResult {
+    let def = brook_metadata::controller::dynamic_broker_config(name);
+    DescribeConfigsResourceResult::default()
+        .with_name(s(name))
+        .with_value(Some(s(value)))
+        .with_read_only(def.is_none())
+        .with_config_source(source)
+        .with_is_sensitive(false)
+        .with_config_type(def.map_or(ConfigType::String, |d| d.kind) as i8)
+        .with_synonyms(
+            synonyms
+                .unwrap_or_default()
+                .into_iter()
+                .map(|(v, src)| {
+                    DescribeConfigsSynonym::default()
+                        .with_name(s(name))
+                        .with_value(Some(s(v)))
+                        .with_source(src)
+                })
+                .collect(),
+        )
 }
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -818,40 +877,61 @@ fn describe_configs(broker: &Arc<Broker>, r: DescribeConfigsRequest) -> Describe
                 }
                 RESOURCE_BROKER => {
                     let name = res.resource_name.to_string();
-                    if !name.is_empty() && name != broker.config.node_id.to_string() {
+                    let wanted = |k: &str| keys.as_ref().is_none_or(|ks| ks.contains(k));
+                    if name.is_empty() {
+                        // The cluster-wide default (--entity-default): only what was set there.
+                        out.configs = image
+                            .broker_configs(None)
+                            .into_iter()
+                            .flatten()
+                            .filter(|(k, _)| wanted(k))
+                            .map(|(k, v)| {
+                                broker_config_entry(
+                                    k,
+                                    v,
+                                    SOURCE_DYNAMIC_DEFAULT_BROKER,
+                                    r.include_synonyms
+                                        .then(|| vec![(v.clone(), SOURCE_DYNAMIC_DEFAULT_BROKER)]),
+                                )
+                            })
+                            .collect();
+                    } else if name != broker.config.node_id.to_string() {
                         out.error_code = code(ResponseError::InvalidRequest);
                         out.error_message = Some(s(format!(
                             "Unexpected broker id, expected {} or empty string, but received {name}",
                             broker.config.node_id
                         )));
                     } else {
-                        // What was set (static), then Kafka's default for everything else.
-                        let set = broker
+                        // Every property set at some level, then Kafka's default for the rest.
+                        let mut names: BTreeSet<&str> = broker
                             .config
                             .properties
-                            .iter()
-                            .map(|(k, v)| (k.as_str(), v.as_str(), SOURCE_STATIC_BROKER));
-                        let defaults = crate::config::BROKER_DEFAULTS
-                            .iter()
-                            .filter(|(k, _)| !broker.config.properties.contains_key(*k))
-                            .map(|(k, v)| (*k, *v, SOURCE_DEFAULT));
-                        let mut all: Vec<(&str, &str, i8)> = set.chain(defaults).collect();
-                        all.sort();
-                        out.configs = all
+                            .keys()
+                            .map(String::as_str)
+                            .chain(crate::config::BROKER_DEFAULTS.iter().map(|(k, _)| *k))
+                            .collect();
+                        for id in [None, Some(broker.config.node_id)] {
+                            names.extend(
+                                image.broker_configs(id).into_iter().flatten().map(|(k, _)| k.as_str()),
+                            );
+                        }
+                        out.configs = names
                             .into_iter()
-                            .filter(|(k, _, _)| keys.as_ref().is_none_or(|ks| ks.contains(*k)))
-                            .map(|(k, v, source)| {
-                                let kind = TOPIC_CONFIGS
-                                    .iter()
-                                    .find(|d| d.broker_synonym == Some(k))
-                                    .map(|d| d.kind)
-                                    .unwrap_or(ConfigType::String);
-                                DescribeConfigsResourceResult::default()
-                                    .with_name(s(k))
-                                    .with_value(Some(s(v)))
-                                    .with_read_only(true)
-                                    .with_config_source(source)
-                                    .with_config_type(kind as i8)
+                            .filter(|k| wanted(k))
+                            .filter_map(|k| {
+                                let mut levels = broker_property_levels(broker, &image, k);
+                                if let Some((_, v)) =
+                                    crate::config::BROKER_DEFAULTS.iter().find(|(d, _)| *d == k)
+                                {
+                                    levels.push((v.to_string(), SOURCE_DEFAULT));
+                                }
+                                let (value, source) = levels.first().cloned()?;
+                                Some(broker_config_entry(
+                                    k,
+                                    &value,
+                                    source,
+                                    r.include_synonyms.then_some(levels),
+                                ))
                             })
                             .collect();
                     }
@@ -886,11 +966,23 @@ fn alter_configs(broker: &Arc<Broker>, r: AlterConfigsRequest) -> AlterConfigsRe
                         .iter()
                         .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
                         .collect();
-                    commit_topic_configs(broker, r.validate_only, |image| {
+                    commit_configs(broker, r.validate_only, |image| {
                         controller::replace_topic_configs(image, &topic, &configs)
                     })
                 }
-                _ => Err(unsupported_dynamic_broker_config()),
+                RESOURCE_BROKER => {
+                    let configs: Vec<(String, Option<String>)> = res
+                        .configs
+                        .iter()
+                        .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
+                        .collect();
+                    broker_resource(&res.resource_name).and_then(|id| {
+                        commit_configs(broker, r.validate_only, |image| {
+                            controller::replace_broker_configs(image, id, &configs)
+                        })
+                    })
+                }
+                _ => Err(unsupported_resource(res.resource_type)),
             };
             if let Err((c, msg)) = result {
                 out.error_code = c;
@@ -903,7 +995,7 @@ fn alter_configs(broker: &Arc<Broker>, r: AlterConfigsRequest) -> AlterConfigsRe
 }
 
 /// Validates a topic config change and, unless `validate_only`, commits it.
-fn commit_topic_configs(
+fn commit_configs(
     broker: &Broker,
     validate_only: bool,
     change: impl FnOnce(
@@ -918,12 +1010,56 @@ fn commit_topic_configs(
         .map_err(|e| commit_error(&e))
 }
 
-fn unsupported_dynamic_broker_config() -> (i16, String) {
+fn unsupported_resource(resource_type: i8) -> (i16, String) {
     (
         code(ResponseError::InvalidRequest),
-        "Dynamic broker configs are not supported yet: set broker properties in server.properties"
-            .into(),
+        format!("Unsupported resource type {resource_type} for altering configs"),
     )
+}
+
+/// The broker a config resource names: empty is the cluster-wide default.
+fn broker_resource(name: &str) -> Result<Option<i32>, (i16, String)> {
+    if name.is_empty() {
+        return Ok(None);
+    }
+    name.parse::<i32>().map(Some).map_err(|_| {
+        (
+            code(ResponseError::InvalidRequest),
+            format!("Invalid broker id {name:?}: expected a node id or an empty string"),
+        )
+    })
+}
+
+/// IncrementalAlterConfigs' operations, or the reason they are malformed.
+fn incremental_ops(
+    configs: &[incremental_alter_configs_request::AlterableConfig],
+) -> Result<Vec<(String, ConfigOp)>, (i16, String)> {
+    configs
+        .iter()
+        .map(|c| {
+            let name = c.name.to_string();
+            let value = c.value.as_ref().map(|v| v.to_string());
+            let op = match (c.config_operation, value) {
+                (0, Some(v)) => ConfigOp::Set(v),
+                (1, _) => ConfigOp::Delete,
+                (2, Some(v)) => ConfigOp::Append(v),
+                (3, Some(v)) => ConfigOp::Subtract(v),
+                (0 | 2 | 3, None) => {
+                    return Err((
+                        code(ResponseError::InvalidRequest),
+                        format!("Null value not supported for: {name}"),
+                    ))
+                }
+                (op, _) => {
+                    return Err((
+                        code(ResponseError::InvalidRequest),
+                        format!("Unknown config operation {op}"),
+                    ))
+                }
+            };
+            Ok((name, op))
+        })
+        .collect()
 }
 
 fn incremental_alter_configs(
@@ -941,40 +1077,23 @@ fn incremental_alter_configs(
             let result = match res.resource_type {
                 RESOURCE_TOPIC => {
                     let topic = res.resource_name.to_string();
-                    let ops: Result<Vec<(String, ConfigOp)>, (i16, String)> = res
-                        .configs
-                        .iter()
-                        .map(|c| {
-                            let name = c.name.to_string();
-                            let value = c.value.as_ref().map(|v| v.to_string());
-                            let op = match (c.config_operation, value) {
-                                (0, Some(v)) => ConfigOp::Set(v),
-                                (1, _) => ConfigOp::Delete,
-                                (2, Some(v)) => ConfigOp::Append(v),
-                                (3, Some(v)) => ConfigOp::Subtract(v),
-                                (0 | 2 | 3, None) => {
-                                    return Err((
-                                        code(ResponseError::InvalidRequest),
-                                        format!("Null value not supported for: {name}"),
-                                    ))
-                                }
-                                (op, _) => {
-                                    return Err((
-                                        code(ResponseError::InvalidRequest),
-                                        format!("Unknown config operation {op}"),
-                                    ))
-                                }
-                            };
-                            Ok((name, op))
-                        })
-                        .collect();
+                    let ops = incremental_ops(&res.configs);
                     ops.and_then(|ops| {
-                        commit_topic_configs(broker, r.validate_only, |image| {
+                        commit_configs(broker, r.validate_only, |image| {
                             controller::alter_topic_configs_incremental(image, &topic, &ops)
                         })
                     })
                 }
-                _ => Err(unsupported_dynamic_broker_config()),
+                RESOURCE_BROKER => {
+                    let ops = incremental_ops(&res.configs);
+                    ops.and_then(|ops| {
+                        let id = broker_resource(&res.resource_name)?;
+                        commit_configs(broker, r.validate_only, |image| {
+                            controller::alter_broker_configs_incremental(image, id, &ops)
+                        })
+                    })
+                }
+                _ => Err(unsupported_resource(res.resource_type)),
             };
             if let Err((c, msg)) = result {
                 out.error_code = c;

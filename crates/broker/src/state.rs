@@ -221,8 +221,9 @@ impl Broker {
         Ok(first)
     }
 
-    /// The effective topic configs: Kafka's default, overridden by the broker's synonym property,
-    /// overridden by the topic's own dynamic config.
+    /// The effective topic configs: Kafka's default, overridden by the broker's synonym property
+    /// (static, then the dynamic cluster default, then this broker's dynamic value), overridden by
+    /// the topic's own dynamic config.
     pub fn effective_topic_config(
         &self,
         image: &MetadataImage,
@@ -234,6 +235,14 @@ impl Broker {
             .collect();
         for (k, v) in &self.config.topic_defaults {
             out.insert(k.to_string(), v.clone());
+        }
+        // Dynamic broker configs: the cluster-wide default, then this broker's own.
+        for resource in [None, Some(self.config.node_id)] {
+            for (k, v) in image.broker_configs(resource).into_iter().flatten() {
+                if let Some(def) = brook_metadata::controller::dynamic_broker_config(k) {
+                    out.insert(def.name.to_string(), v.clone());
+                }
+            }
         }
         if let Some(c) = image.topic_configs(topic) {
             for (k, v) in c {

@@ -403,6 +403,111 @@ pub fn alter_topic_configs_incremental(
     Ok(records)
 }
 
+/// The topic config whose broker property `name` is: the broker properties Kafka lets an operator
+/// change at run time (per broker, or cluster-wide with `--entity-default`) are these topic
+/// defaults (`log.retention.ms`, `log.segment.bytes`, `message.max.bytes`, ...).
+pub fn dynamic_broker_config(name: &str) -> Option<&'static crate::topic_config::TopicConfigDef> {
+    crate::topic_config::TOPIC_CONFIGS
+        .iter()
+        .find(|d| d.broker_synonym == Some(name))
+}
+
+fn check_broker_resource(
+    image: &MetadataImage,
+    broker: Option<i32>,
+) -> Result<(), ControllerError> {
+    match broker {
+        Some(id) if !image.brokers.contains_key(&id) => Err(ControllerError::InvalidRequest(
+            format!("Broker {id} is not registered"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+fn validate_broker_config(name: &str, value: &str) -> Result<(), ControllerError> {
+    let def = dynamic_broker_config(name).ok_or_else(|| {
+        ControllerError::InvalidRequest(format!(
+            "Cannot update these configs dynamically: Set({name})"
+        ))
+    })?;
+    def.validate(value).map_err(|reason| {
+        ControllerError::InvalidConfig(format!(
+            "Invalid value {value} for configuration {name}: {reason}"
+        ))
+    })
+}
+
+/// Validates incremental changes to a broker's dynamic configs (`None`: the cluster-wide
+/// default) and returns their records. Only Set and Delete apply to broker configs here.
+pub fn alter_broker_configs_incremental(
+    image: &MetadataImage,
+    broker: Option<i32>,
+    ops: &[(String, ConfigOp)],
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    check_broker_resource(image, broker)?;
+    let mut records = Vec::new();
+    for (name, op) in ops {
+        let value = match op {
+            ConfigOp::Set(v) => {
+                validate_broker_config(name, v)?;
+                Some(v.clone())
+            }
+            ConfigOp::Delete => {
+                if dynamic_broker_config(name).is_none() {
+                    validate_broker_config(name, "")?;
+                }
+                None
+            }
+            ConfigOp::Append(_) | ConfigOp::Subtract(_) => {
+                return Err(ControllerError::InvalidRequest(format!(
+                    "Config value append/subtract is not supported for broker config: {name}"
+                )))
+            }
+        };
+        records.push(MetadataRecord::Config {
+            resource: ConfigResource::Broker(broker),
+            name: name.clone(),
+            value,
+        });
+    }
+    Ok(records)
+}
+
+/// Validates a full replacement of a broker's dynamic configs (legacy AlterConfigs).
+pub fn replace_broker_configs(
+    image: &MetadataImage,
+    broker: Option<i32>,
+    configs: &[(String, Option<String>)],
+) -> Result<Vec<MetadataRecord>, ControllerError> {
+    check_broker_resource(image, broker)?;
+    let mut wanted = BTreeMap::new();
+    for (name, value) in configs {
+        let value = value.as_deref().ok_or_else(|| {
+            ControllerError::InvalidConfig(format!("Null value not supported for: {name}"))
+        })?;
+        validate_broker_config(name, value)?;
+        wanted.insert(name.clone(), value.to_string());
+    }
+    let mut records = Vec::new();
+    if let Some(current) = image.broker_configs(broker) {
+        for name in current.keys().filter(|n| !wanted.contains_key(*n)) {
+            records.push(MetadataRecord::Config {
+                resource: ConfigResource::Broker(broker),
+                name: name.clone(),
+                value: None,
+            });
+        }
+    }
+    for (name, value) in wanted {
+        records.push(MetadataRecord::Config {
+            resource: ConfigResource::Broker(broker),
+            name,
+            value: Some(value),
+        });
+    }
+    Ok(records)
+}
+
 /// Validates a full replacement of a topic's configs (legacy AlterConfigs) and returns the records.
 pub fn replace_topic_configs(
     image: &MetadataImage,
@@ -480,6 +585,37 @@ mod tests {
         for r in records {
             image.apply(r);
         }
+    }
+
+    #[test]
+    fn dynamic_broker_configs_accept_only_topic_default_properties() {
+        let mut image = image_with_brokers(1);
+        let set = |v: &str| vec![("log.retention.ms".to_string(), ConfigOp::Set(v.into()))];
+        let recs = alter_broker_configs_incremental(&image, Some(1), &set("1000")).unwrap();
+        apply(&mut image, &recs);
+        assert_eq!(
+            image.broker_configs(Some(1)).unwrap()["log.retention.ms"],
+            "1000"
+        );
+        let recs = alter_broker_configs_incremental(&image, None, &set("5")).unwrap();
+        apply(&mut image, &recs);
+        assert_eq!(image.broker_configs(None).unwrap()["log.retention.ms"], "5");
+        // Replacing with nothing clears this broker's values only.
+        let recs = replace_broker_configs(&image, Some(1), &[]).unwrap();
+        apply(&mut image, &recs);
+        assert!(image.broker_configs(Some(1)).is_none());
+        assert!(image.broker_configs(None).is_some());
+
+        let static_only = vec![("num.partitions".to_string(), ConfigOp::Set("3".into()))];
+        assert!(matches!(
+            alter_broker_configs_incremental(&image, Some(1), &static_only),
+            Err(ControllerError::InvalidRequest(m)) if m.contains("dynamically")
+        ));
+        assert!(matches!(
+            alter_broker_configs_incremental(&image, Some(1), &set("soon")),
+            Err(ControllerError::InvalidConfig(_))
+        ));
+        assert!(alter_broker_configs_incremental(&image, Some(7), &set("1")).is_err());
     }
 
     #[test]

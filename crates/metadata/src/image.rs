@@ -148,6 +148,11 @@ impl MetadataImage {
         self.configs.get(&ConfigResource::Topic(name.to_string()))
     }
 
+    /// Dynamic configs of a broker (`None`: the cluster-wide default), by broker property name.
+    pub fn broker_configs(&self, broker: Option<i32>) -> Option<&BTreeMap<String, String>> {
+        self.configs.get(&ConfigResource::Broker(broker))
+    }
+
     /// The records that rebuild this image from nothing: a snapshot.
     pub fn to_records(&self) -> Vec<MetadataRecord> {
         let mut out = Vec::new();
