@@ -99,7 +99,9 @@ def test_a_live_group_looks_the_same_as_confluent_kafkas_admin_sees_it(broker):
                     assert not m.error(), m.error()
             d = admin.describe_consumer_groups([group])[group].result(5)
             parts = [tp.partition for m in d.members for tp in m.assignment.topic_partitions]
-            if d.state.name == "STABLE" and len(d.members) == 2 and sorted(parts) == [0, 1, 2, 3]:
+            local = sorted(tp.partition for c in consumers for tp in c.assignment())
+            if (d.state.name == "STABLE" and len(d.members) == 2
+                    and sorted(parts) == [0, 1, 2, 3] and local == [0, 1, 2, 3]):
                 return d
             return None
 
@@ -278,6 +280,11 @@ def test_delete_groups_and_offsets(broker):
     rows = table(groups_tool("--bootstrap-server", b, "--describe", "--group", group,
                              check=True).stdout)
     assert [r[2] for r in rows[1:]] == ["0"]
+
+    # --all-groups describes every group, this one included.
+    rows = table(groups_tool("--bootstrap-server", b, "--describe", "--all-groups",
+                             check=True).stdout)
+    assert [group, topic, "0", "2", "4", "2", "-", "-", "-"] in rows
 
     out = groups_tool("--bootstrap-server", b, "--delete", "--group", group, check=True)
     assert out.stdout.strip() == f"Deletion of requested consumer groups ('{group}') was successful."

@@ -166,8 +166,28 @@ impl Admin {
         Ok(out)
     }
 
-    /// FindCoordinator for a group: the coordinator's address and a connection to it.
+    /// FindCoordinator for a group: the coordinator's address and a connection to it. While the
+    /// coordinator is loading or not yet available, asks again (every 100 ms) for up to the
+    /// request timeout, as Kafka's admin retries retriable errors.
     pub async fn find_group_coordinator(
+        &self,
+        group: &str,
+    ) -> Result<(BrokerInfo, Arc<Connection>), ClientError> {
+        let deadline = tokio::time::Instant::now() + self.cluster.config.request_timeout;
+        loop {
+            match self.find_group_coordinator_once(group).await {
+                Err(e)
+                    if matches!(e.code(), Some(14..=16))
+                        && tokio::time::Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn find_group_coordinator_once(
         &self,
         group: &str,
     ) -> Result<(BrokerInfo, Arc<Connection>), ClientError> {
