@@ -2,6 +2,7 @@
 tool's view of a live group against confluent-kafka's AdminClient, lag, offset resets, deletion,
 and the errors Kafka's ConsumerGroupCommand prints."""
 
+import socket
 import time
 
 from confluent_kafka import Consumer, ConsumerGroupTopicPartitions, Producer, TopicPartition
@@ -327,3 +328,19 @@ def test_bad_arguments_and_an_unreachable_server_fail_clearly(broker):
     lines = [l for l in out.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and "127.0.0.1:1" in lines[0], out.stderr
     assert elapsed < 15
+
+
+def test_a_server_that_never_answers_fails_within_the_timeout():
+    # A socket that accepts connections (in the backlog) but never answers a request.
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)
+        addr = f"127.0.0.1:{silent.getsockname()[1]}"
+        start = time.monotonic()
+        out = groups_tool("--bootstrap-server", addr, "--describe", "--group", "g",
+                          "--timeout", "1000", timeout=30)
+        elapsed = time.monotonic() - start
+    assert out.returncode != 0
+    lines = [l for l in out.stderr.splitlines() if l.strip()]
+    assert len(lines) == 1 and "timed out" in lines[0], out.stderr
+    assert elapsed < 8, elapsed

@@ -247,56 +247,97 @@ async fn execute(args: Args) -> ToolResult {
 /// Kafka's checks of which options go with which action.
 fn check_options(a: &Args) -> ToolResult {
     let groups_given = !a.group.is_empty() || a.all_groups;
-    if (a.describe || a.delete || a.reset_offsets) && !groups_given {
-        let action = if a.describe {
-            "describe"
-        } else if a.delete {
-            "delete"
-        } else {
-            "reset-offsets"
-        };
-        return Err(usage(format!(
-            "Option [{action}] takes one of these options: [all-groups], [group]"
-        )));
+    let scope = "[all-groups], [group]";
+    if a.describe {
+        if !groups_given {
+            return Err(usage(format!(
+                "Option [describe] takes one of these options: {scope}"
+            )));
+        }
+        let views = [a.members, a.offsets, a.state.is_some()];
+        if views.iter().filter(|x| **x).count() > 1 {
+            return Err(usage(
+                "Option [describe] takes at most one of these options: [members], [offsets], \
+                 [state]",
+            ));
+        }
+        if a.state.as_deref().is_some_and(|s| !s.is_empty()) {
+            return Err(usage("Option [describe] does not take a value for [state]"));
+        }
     }
-    if a.delete_offsets && (a.group.len() != 1 || a.topic.is_empty()) {
+    if a.delete {
+        if !groups_given {
+            return Err(usage(format!(
+                "Option [delete] takes one of these options: {scope}"
+            )));
+        }
+        if !a.topic.is_empty() {
+            return Err(usage(
+                "The consumer does not support topic-specific offset deletion from a consumer \
+                 group.",
+            ));
+        }
+    }
+    if a.delete_offsets && (a.group.is_empty() || a.topic.is_empty()) {
         return Err(usage(
             "Option [delete-offsets] takes the following options: [topic], [group]",
         ));
     }
-    if a.all_groups && !a.group.is_empty() {
+    if a.delete_offsets && a.group.len() > 1 {
         return Err(usage(
-            "Option [all-groups] cannot be used with option [group]",
+            "Option [delete-offsets] supports one consumer group at a time",
         ));
     }
+    let scenarios = [
+        ("to-offset", a.to_offset.is_some()),
+        ("to-datetime", a.to_datetime.is_some()),
+        ("by-duration", a.by_duration.is_some()),
+        ("to-earliest", a.to_earliest),
+        ("to-latest", a.to_latest),
+        ("to-current", a.to_current),
+        ("shift-by", a.shift_by.is_some()),
+    ];
+    let used: Vec<&str> = scenarios
+        .iter()
+        .filter(|(_, on)| *on)
+        .map(|(n, _)| *n)
+        .collect();
     if a.reset_offsets {
         if a.dry_run && a.execute {
             return Err(usage(
-                "Option [dry-run] cannot be used with option [execute]",
+                "Option [reset-offsets] only accepts one of [execute] and [dry-run]",
             ));
         }
-        let scenarios = [
-            a.to_earliest,
-            a.to_latest,
-            a.to_current,
-            a.to_offset.is_some(),
-            a.shift_by.is_some(),
-            a.to_datetime.is_some(),
-            a.by_duration.is_some(),
-        ]
-        .iter()
-        .filter(|x| **x)
-        .count();
-        if scenarios != 1 {
-            return Err(usage(
-                "Option [reset-offsets] requires exactly one of the following scenarios: \
-                 [to-earliest], [to-latest], [to-current], [to-offset], [shift-by], \
-                 [to-datetime], [by-duration]",
-            ));
+        if !a.dry_run && !a.execute {
+            eprintln!(
+                "WARN: No action will be performed as the --execute option is missing. In a \
+                 future major release, the default behavior of this command will be to prompt \
+                 the user before executing the reset rather than doing a dry run. You should add \
+                 the --dry-run option explicitly if you are scripting this command and want to \
+                 keep the current default behavior without prompting."
+            );
+        }
+        if !groups_given {
+            return Err(usage(format!(
+                "Option [reset-offsets] takes one of these options: {scope}"
+            )));
+        }
+        if used.len() > 1 {
+            return Err(usage(format!(
+                "Option \"[{}]\" can't be used with option \"[{}]\"",
+                used[0], used[1]
+            )));
+        }
+        if used.is_empty() {
+            let all: Vec<String> = scenarios.iter().map(|(n, _)| format!("[{n}]")).collect();
+            return Err(usage(format!(
+                "Option '[reset-offsets]' requires one of the following scenarios: [{}]",
+                all.join(", ")
+            )));
         }
         if a.all_topics && !a.topic.is_empty() {
             return Err(usage(
-                "Option [all-topics] cannot be used with option [topic]",
+                "Option \"[all-topics]\" can't be used with option \"[topic]\"",
             ));
         }
         if !a.all_topics && a.topic.is_empty() {
@@ -309,20 +350,27 @@ fn check_options(a: &Args) -> ToolResult {
             ("dry-run", a.dry_run),
             ("execute", a.execute),
             ("export", a.export),
-            ("to-earliest", a.to_earliest),
-            ("to-latest", a.to_latest),
-            ("to-current", a.to_current),
-            ("to-offset", a.to_offset.is_some()),
-            ("shift-by", a.shift_by.is_some()),
-            ("to-datetime", a.to_datetime.is_some()),
-            ("by-duration", a.by_duration.is_some()),
             ("all-topics", a.all_topics),
         ];
-        if let Some((name, _)) = reset_only.iter().find(|(_, on)| *on) {
+        if let Some(name) = used
+            .first()
+            .copied()
+            .or_else(|| reset_only.iter().find(|(_, on)| *on).map(|(n, _)| *n))
+        {
             return Err(usage(format!(
                 "Option [{name}] takes one of these options: [reset-offsets]"
             )));
         }
+    }
+    if a.all_groups && !a.group.is_empty() {
+        return Err(usage(
+            "Option \"[group]\" can't be used with option \"[all-groups]\"",
+        ));
+    }
+    if !a.group.is_empty() && a.list {
+        return Err(usage(
+            "Option \"[group]\" can't be used with option \"[list]\"",
+        ));
     }
     if !a.describe && (a.members || a.offsets || a.verbose) {
         let name = if a.members {
@@ -341,22 +389,12 @@ fn check_options(a: &Args) -> ToolResult {
             "Option [state] takes one of these options: [describe], [list]",
         ));
     }
-    if a.describe
-        && [a.members, a.offsets, a.state.is_some()]
-            .iter()
-            .filter(|x| **x)
-            .count()
-            > 1
-    {
-        return Err(usage(
-            "Option [describe] takes at most one of these options: [members], [offsets], [state]",
-        ));
-    }
     let topic_allowed = a.reset_offsets || a.delete_offsets;
     if !a.topic.is_empty() && !topic_allowed {
-        return Err(usage(
-            "Option [topic] takes one of these options: [reset-offsets], [delete-offsets]",
-        ));
+        let action = if a.list { "list" } else { "describe" };
+        return Err(usage(format!(
+            "Option \"[topic]\" can't be used with option \"[{action}]\""
+        )));
     }
     Ok(())
 }
