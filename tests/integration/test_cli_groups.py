@@ -344,3 +344,43 @@ def test_a_server_that_never_answers_fails_within_the_timeout():
     lines = [l for l in out.stderr.splitlines() if l.strip()]
     assert len(lines) == 1 and "timed out" in lines[0], out.stderr
     assert elapsed < 8, elapsed
+
+
+def test_a_kip_848_consumer_group_is_described_too(broker):
+    topic, group = unique("kip848-t"), unique("kip848-g")
+    produce_keyed_evenly(broker, topic, 2, 2)
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group,
+                  "group.protocol": "consumer", "client.id": "new-protocol",
+                  "auto.offset.reset": "earliest", "enable.auto.commit": False})
+    admin = AdminClient({"bootstrap.servers": broker.bootstrap})
+    try:
+        c.subscribe([topic])
+
+        def assigned():
+            for m in c.consume(10, 0.1):
+                assert not m.error(), m.error()
+            d = admin.describe_consumer_groups([group])[group].result(5)
+            if (str(d.state).endswith("STABLE") and len(d.members) == 1
+                    and len(d.members[0].assignment.topic_partitions) == 2):
+                return d
+            return None
+
+        d = wait_for(assigned, timeout=30, what="the KIP-848 member to own both partitions")
+        member = d.members[0]
+        out = groups_tool("--bootstrap-server", broker.bootstrap, "--describe", "--group", group,
+                          "--members", "--verbose", check=True)
+        rows = table(out.stdout)
+        assert rows[1][:5] == [group, member.member_id, member.host, "new-protocol", "2"]
+        assert rows[1][6] == f"{topic}:0,1" and rows[1][8] == f"{topic}:0,1"
+        assert rows[1][5] != "-" and rows[1][7] != "-"  # member and target epochs
+        out = groups_tool("--bootstrap-server", broker.bootstrap, "--describe", "--group", group,
+                          check=True)
+        rows = table(out.stdout)
+        assert [(r[2], r[6], r[8]) for r in rows[1:]] == [
+            ("0", member.member_id, "new-protocol"), ("1", member.member_id, "new-protocol")]
+        out = groups_tool("--bootstrap-server", broker.bootstrap, "--describe", "--group", group,
+                          "--state", check=True)
+        row = table(out.stdout)[1]
+        assert row[3:] == [d.partition_assignor, "Stable", "1"]
+    finally:
+        c.close()

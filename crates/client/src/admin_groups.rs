@@ -54,6 +54,10 @@ pub struct MemberDescription {
     /// The partitions assigned to it, decoded from its consumer-protocol assignment; empty when
     /// the group is not a consumer group or the member has no assignment yet.
     pub assignment: Vec<TopicPartition>,
+    /// The member epoch (KIP-848 consumer groups only).
+    pub member_epoch: Option<i32>,
+    /// The partitions the group's assignor wants it to own (KIP-848 consumer groups only).
+    pub target_assignment: Option<Vec<TopicPartition>>,
 }
 
 /// A group as DescribeGroups reports it.
@@ -72,6 +76,12 @@ pub struct GroupDescription {
     pub members: Vec<MemberDescription>,
     /// The group's coordinator.
     pub coordinator: BrokerInfo,
+    /// "classic" for groups of the classic protocol, "consumer" for KIP-848 consumer groups.
+    pub group_type: String,
+    /// The group epoch (KIP-848 consumer groups only).
+    pub group_epoch: Option<i32>,
+    /// The target assignment epoch (KIP-848 consumer groups only).
+    pub target_assignment_epoch: Option<i32>,
 }
 
 impl GroupDescription {
@@ -265,14 +275,18 @@ impl Admin {
                 .ok_or_else(|| unexpected("DescribeGroups"))?;
             let not_found = ResponseError::GroupIdNotFound.code();
             if g.error_code == not_found {
-                out.push(GroupDescription {
+                let dead = GroupDescription {
                     group_id: group.clone(),
                     state: "Dead".into(),
                     protocol_type: String::new(),
                     assignor: String::new(),
                     members: Vec::new(),
-                    coordinator,
-                });
+                    coordinator: coordinator.clone(),
+                    group_type: "classic".into(),
+                    group_epoch: None,
+                    target_assignment_epoch: None,
+                };
+                out.push(self.describe_consumer_group(&conn, dead).await?);
                 continue;
             }
             check(g.error_code, g.error_message.map(|m| m.to_string()))?;
@@ -290,18 +304,95 @@ impl Admin {
                     client_id: m.client_id.to_string(),
                     host: m.client_host.to_string(),
                     assignment,
+                    member_epoch: None,
+                    target_assignment: None,
                 });
             }
-            out.push(GroupDescription {
+            let described = GroupDescription {
                 group_id: group.clone(),
                 state: g.group_state.to_string(),
                 protocol_type: g.protocol_type.to_string(),
                 assignor: g.protocol_data.to_string(),
                 members,
                 coordinator,
-            });
+                group_type: "classic".into(),
+                group_epoch: None,
+                target_assignment_epoch: None,
+            };
+            if described.is_dead() {
+                out.push(self.describe_consumer_group(&conn, described).await?);
+            } else {
+                out.push(described);
+            }
         }
         Ok(out)
+    }
+
+    /// ConsumerGroupDescribe (KIP-848) for a group the classic DescribeGroups does not know:
+    /// the group as a consumer group, or `dead` unchanged when it is not one either (or the
+    /// coordinator does not speak ConsumerGroupDescribe).
+    async fn describe_consumer_group(
+        &self,
+        conn: &Connection,
+        dead: GroupDescription,
+    ) -> Result<GroupDescription, ClientError> {
+        if conn.version(ApiKey::ConsumerGroupDescribe, 1).is_err() {
+            return Ok(dead);
+        }
+        let req = ConsumerGroupDescribeRequest::default()
+            .with_group_ids(vec![GroupId(s(dead.group_id.clone()))]);
+        let (_, resp) = conn
+            .send(
+                RequestKind::ConsumerGroupDescribe(req),
+                ApiKey::ConsumerGroupDescribe,
+                1,
+            )
+            .await?;
+        let ResponseKind::ConsumerGroupDescribe(r) = resp else {
+            return Err(unexpected("ConsumerGroupDescribe"));
+        };
+        let Some(g) = r.groups.into_iter().next() else {
+            return Err(unexpected("ConsumerGroupDescribe"));
+        };
+        if g.error_code == ResponseError::GroupIdNotFound.code() {
+            return Ok(dead);
+        }
+        check(g.error_code, g.error_message.map(|m| m.to_string()))?;
+        type Wire = brook_protocol::kafka::messages::consumer_group_describe_response::Assignment;
+        let partitions = |a: &Wire| -> Vec<TopicPartition> {
+            let mut v: Vec<TopicPartition> = a
+                .topic_partitions
+                .iter()
+                .flat_map(|t| {
+                    let name = t.topic_name.to_string();
+                    t.partitions.iter().map(move |p| (name.clone(), *p))
+                })
+                .collect();
+            v.sort();
+            v
+        };
+        Ok(GroupDescription {
+            state: g.group_state.to_string(),
+            protocol_type: "consumer".into(),
+            assignor: g.assignor_name.to_string(),
+            members: g
+                .members
+                .iter()
+                .map(|m| MemberDescription {
+                    member_id: m.member_id.to_string(),
+                    group_instance_id: m.instance_id.as_ref().map(|i| i.to_string()),
+                    client_id: m.client_id.to_string(),
+                    host: m.client_host.to_string(),
+                    assignment: partitions(&m.assignment),
+                    member_epoch: Some(m.member_epoch),
+                    target_assignment: Some(partitions(&m.target_assignment)),
+                })
+                .collect(),
+            group_type: "consumer".into(),
+            group_epoch: Some(g.group_epoch),
+            target_assignment_epoch: Some(g.assignment_epoch),
+            ..dead
+        })
     }
 
     /// OffsetFetch from the group's coordinator: the committed offset of every partition the

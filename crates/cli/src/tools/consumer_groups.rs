@@ -715,6 +715,7 @@ fn print_members(g: &GroupDescription, verbose: bool) {
     let mut host_w = 15;
     let mut client_w = 15;
     let mut current_w = 20;
+    let mut target_w = 20;
     let mut with_instance = false;
     if should_print(g, g.members.len()) {
         for m in &g.members {
@@ -731,9 +732,11 @@ fn print_members(g: &GroupDescription, verbose: bool) {
                 assignment_string(&m.assignment)
             };
             current_w = current_w.max(a.len());
+            if let Some(target) = m.target_assignment.as_ref().filter(|t| !t.is_empty()) {
+                target_w = target_w.max(assignment_string(target).len());
+            }
         }
     }
-    let target_w = 20;
     let line = |group: &str, consumer: &str, instance: &str, host: &str, client: &str, n: &str| {
         let mut s = format!("{} {} ", pad(group, group_w), pad(consumer, consumer_w));
         if with_instance {
@@ -789,7 +792,18 @@ fn print_members(g: &GroupDescription, verbose: bool) {
                 assignment_string(&m.assignment)
             };
             // Classic groups have no member epochs or target assignments.
-            row.push_str(&extra(MISSING, &a, MISSING, MISSING));
+            let epoch = m.member_epoch.map(|e| e.to_string());
+            let target_epoch = g.target_assignment_epoch.map(|e| e.to_string());
+            let target = match &m.target_assignment {
+                Some(t) if !t.is_empty() => assignment_string(t),
+                _ => MISSING.to_string(),
+            };
+            row.push_str(&extra(
+                epoch.as_deref().unwrap_or(MISSING),
+                &a,
+                target_epoch.as_deref().unwrap_or(MISSING),
+                &target,
+            ));
         }
         println!("{row}");
     }
@@ -823,6 +837,8 @@ fn print_state(g: &GroupDescription, verbose: bool) {
         s
     };
     let members = g.members.len().to_string();
+    let epoch = |e: Option<i32>| e.map(|e| e.to_string()).unwrap_or_else(|| MISSING.into());
+    let (group_epoch, target_epoch) = (epoch(g.group_epoch), epoch(g.target_assignment_epoch));
     println!(
         "\n{}\n{}",
         line([
@@ -839,8 +855,8 @@ fn print_state(g: &GroupDescription, verbose: bool) {
             &coordinator,
             strategy,
             &g.state,
-            MISSING,
-            MISSING,
+            &group_epoch,
+            &target_epoch,
             &members,
         ])
     );
