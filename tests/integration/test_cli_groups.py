@@ -56,13 +56,19 @@ def produce_keyed_evenly(broker, topic, partitions, per_partition):
     assert p.flush(30) == 0
 
 
-def test_the_seeds_list_and_describe_commands(broker):
+def test_the_seeds_list_and_describe_commands(broker, tmp_path):
     topic, group = unique("seed-t"), unique("seed-g")
     produce_keyed_evenly(broker, topic, 2, 4)
     commit_half(broker, group, topic, 2, 4)
 
     # bin/kafka-consumer-groups.sh --bootstrap-server <kafka1 ip:port> --list
     out = groups_tool("--bootstrap-server", broker.bootstrap, "--list", check=True)
+    assert group in out.stdout.splitlines()
+    # The same through --command-config admin properties.
+    config = tmp_path / "admin.properties"
+    config.write_text("client.id=groups-tool\nrequest.timeout.ms=10000\n")
+    out = groups_tool("--bootstrap-server", broker.bootstrap, "--list", "--command-config",
+                      config, check=True)
     assert group in out.stdout.splitlines()
 
     # bin/kafka-consumer-groups.sh --bootstrap-server <ip:port> --group <group> --describe
