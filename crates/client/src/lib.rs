@@ -8,6 +8,7 @@
 //! storage or metadata crates.
 
 pub mod admin;
+pub mod admin_topics;
 pub mod cluster;
 pub mod connection;
 pub mod consumer;
