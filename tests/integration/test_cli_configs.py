@@ -138,6 +138,19 @@ def test_missing_topic_and_argument_errors(broker):
     assert "Invalid entity type tables" in p.stderr
 
 
+def test_describe_without_a_name_covers_every_topic(broker):
+    names = [unique("all-a"), unique("all-b")]
+    create_topic(broker, names[0], config={"retention.ms": "1234567"})
+    create_topic(broker, names[1])
+    p = configs("--bootstrap-server", broker.bootstrap, "--entity-type", "topics", "--describe")
+    assert p.returncode == 0, p.stderr
+    headers = [l for l in p.stdout.splitlines() if l.startswith("Dynamic configs for topic ")]
+    topics = set(admin(broker).list_topics(timeout=10).topics)
+    assert {h[len("Dynamic configs for topic "):-len(" are:")] for h in headers} == topics
+    block = p.stdout.split(f"Dynamic configs for topic {names[0]} are:\n")[1]
+    assert block.startswith("  retention.ms=1234567 sensitive=false synonyms={"), p.stdout
+
+
 def test_broker_configs_describe_and_alter(broker):
     base = ["--bootstrap-server", broker.bootstrap, "--entity-type", "brokers"]
     p = configs(*base, "--entity-name", "1", "--describe", "--all")

@@ -62,8 +62,11 @@ def test_seed_create_list_describe_and_alter(broker):
     lines = p.stdout.splitlines()
     assert len(lines) == 4, p.stdout
     theirs = describe_with_confluent(broker, name)
+    # Kafka's tools print ids in URL-safe base64 (Java's Uuid.toString); librdkafka prints the
+    # same 16 bytes in standard base64, so only '+' and '/' differ.
+    their_id = str(theirs.topic_id).replace("+", "-").replace("/", "_")
     assert lines[0].split("\t") == [
-        f"Topic: {name}", f"TopicId: {theirs.topic_id}", "PartitionCount: 3",
+        f"Topic: {name}", f"TopicId: {their_id}", "PartitionCount: 3",
         "ReplicationFactor: 1", "Configs: retention.ms=172800000"]
     by_partition = {p.id: p for p in theirs.partitions}
     assert sorted(by_partition) == [0, 1, 2]
@@ -237,6 +240,36 @@ def test_unreachable_bootstrap_server_fails_fast(tmp_path):
     assert_clean_failure(p)
     assert "cannot connect" in p.stderr or "no broker" in p.stderr, p.stderr
     assert elapsed < 10, elapsed
+
+
+def test_silent_server_times_out_within_the_request_timeout(tmp_path):
+    # A socket that completes TCP handshakes but never answers a request.
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    config = tmp_path / "admin.properties"
+    config.write_text("request.timeout.ms=2000\n")
+    try:
+        started = time.monotonic()
+        p = kafka_tool("topics", "--bootstrap-server", f"127.0.0.1:{silent.getsockname()[1]}",
+                       "--describe", "--command-config", config, timeout=30)
+        elapsed = time.monotonic() - started
+    finally:
+        silent.close()
+    assert_clean_failure(p)
+    assert "timed out" in p.stderr, p.stderr
+    assert 1.5 < elapsed < 8, elapsed
+
+
+def test_topics_with_overrides_lists_only_overridden_topics(broker):
+    prefix = unique("ovr")
+    create_topic(broker, f"{prefix}-plain")
+    create_topic(broker, f"{prefix}-custom", config={"retention.ms": "3600000"})
+    p = kafka_tool("topics", "--bootstrap-server", broker.bootstrap, "--describe",
+                   "--topic", f"{prefix}-.*", "--topics-with-overrides", check=True)
+    lines = p.stdout.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"Topic: {prefix}-custom\t"), p.stdout
+    assert lines[0].endswith("\tConfigs: retention.ms=3600000")
 
 
 # --- kafka-delete-records -------------------------------------------------------------------
