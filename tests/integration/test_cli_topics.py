@@ -261,6 +261,25 @@ def test_silent_server_times_out_within_the_request_timeout(tmp_path):
     assert 1.5 < elapsed < 8, elapsed
 
 
+def test_describe_by_topic_id_and_small_pages(broker):
+    name = unique("byid")
+    create_topic(broker, name, partitions=4)
+    full = kafka_tool("topics", "--bootstrap-server", broker.bootstrap, "--describe",
+                      "--topic", name, check=True).stdout
+    topic_id = full.split("\tTopicId: ")[1].split("\t")[0]
+    p = kafka_tool("topics", "--bootstrap-server", broker.bootstrap, "--describe",
+                   "--topic-id", topic_id, check=True)
+    assert p.stdout == full
+    # One partition per DescribeTopicPartitions response: the cursor pages through all four.
+    p = kafka_tool("topics", "--bootstrap-server", broker.bootstrap, "--describe",
+                   "--topic", name, "--partition-size-limit-per-response", "1", check=True)
+    assert p.stdout == full
+    p = kafka_tool("topics", "--bootstrap-server", broker.bootstrap, "--describe",
+                   "--topic-id", "AAAAAAAAAAAAAAAAAAAAAQ")
+    assert_clean_failure(p)
+    assert p.stderr.strip() == "TopicId 'AAAAAAAAAAAAAAAAAAAAAQ' does not exist as expected"
+
+
 def test_topics_with_overrides_lists_only_overridden_topics(broker):
     prefix = unique("ovr")
     create_topic(broker, f"{prefix}-plain")

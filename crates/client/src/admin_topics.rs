@@ -126,11 +126,13 @@ impl Admin {
             .collect())
     }
 
-    /// Describes topics by name with DescribeTopicPartitions (paging through its cursor), or by
-    /// Metadata when the broker lacks that API. A topic that does not exist is an error.
+    /// Describes topics by name with DescribeTopicPartitions (paging through its cursor, at most
+    /// `page_limit` partitions per response; Kafka's default is 2000), or by Metadata when the
+    /// broker lacks that API. A topic that does not exist is an error.
     pub async fn describe_topic_partitions(
         &self,
         names: &[String],
+        page_limit: i32,
     ) -> Result<Vec<TopicDescription>, ClientError> {
         let conn = self.cluster.any().await?;
         if conn.version(ApiKey::DescribeTopicPartitions, 0).is_err() {
@@ -171,7 +173,7 @@ impl Admin {
                         .map(|n| TopicRequest::default().with_name(tn(n.clone())))
                         .collect(),
                 )
-                .with_response_partition_limit(2000)
+                .with_response_partition_limit(page_limit)
                 .with_cursor(cursor.take());
             let (_, resp) = conn
                 .send(

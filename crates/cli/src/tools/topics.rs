@@ -97,7 +97,8 @@ struct Args {
     /// are included.
     #[arg(long)]
     exclude_internal: bool,
-    /// The maximum partition size to be included in one DescribeTopicPartitions response.
+    /// The maximum number of partitions to be included in one DescribeTopicPartitions response
+    /// (default 2000).
     #[arg(long, value_name = "N")]
     partition_size_limit_per_response: Option<i32>,
 }
@@ -514,7 +515,7 @@ async fn alter(admin: &Admin, args: &Args) -> ToolResult {
         let result = match &assignment {
             Some(all) => {
                 let described = admin
-                    .describe_topic_partitions(std::slice::from_ref(topic))
+                    .describe_topic_partitions(std::slice::from_ref(topic), 2000)
                     .await
                     .map_err(command_error)?;
                 let current = described.first().map_or(0, |d| d.partitions.len());
@@ -590,11 +591,12 @@ impl PartitionView<'_> {
 }
 
 async fn describe(admin: &Admin, args: &Args) -> ToolResult {
+    let page_limit = args.partition_size_limit_per_response.unwrap_or(2000);
     let use_id = args
         .topic_id
         .as_deref()
         .filter(|id| *id != "AAAAAAAAAAAAAAAAAAAAAA");
-    let (names, descriptions): (Vec<String>, Vec<TopicDescription>) = match use_id {
+    let descriptions: Vec<TopicDescription> = match use_id {
         Some(id) => {
             let all = admin.list_topics(true).await.map_err(command_error)?;
             let all = select(&all, None, args.exclude_internal)?;
@@ -602,7 +604,7 @@ async fn describe(admin: &Admin, args: &Args) -> ToolResult {
                 Vec::new()
             } else {
                 admin
-                    .describe_topic_partitions(&all)
+                    .describe_topic_partitions(&all, page_limit)
                     .await
                     .map_err(command_error)?
                     .into_iter()
@@ -614,7 +616,7 @@ async fn describe(admin: &Admin, args: &Args) -> ToolResult {
                     "TopicId '{id}' does not exist as expected"
                 )));
             }
-            (found.iter().map(|d| d.name.clone()).collect(), found)
+            found
         }
         None => {
             let names = all_topics(admin, args).await?;
@@ -622,14 +624,12 @@ async fn describe(admin: &Admin, args: &Args) -> ToolResult {
             if names.is_empty() {
                 return Ok(());
             }
-            let d = admin
-                .describe_topic_partitions(&names)
+            admin
+                .describe_topic_partitions(&names, page_limit)
                 .await
-                .map_err(command_error)?;
-            (names, d)
+                .map_err(command_error)?
         }
     };
-    let _ = names;
     let live: BTreeSet<i32> = admin
         .describe_cluster()
         .await
