@@ -100,6 +100,23 @@ def test_describe_alter_delete_round_trip(broker):
     assert p.stderr.strip() == "Invalid config(s): retention.ms"
 
 
+def test_add_config_file(broker, tmp_path):
+    name = unique("cfgfile")
+    create_topic(broker, name)
+    props = tmp_path / "topic.properties"
+    props.write_text("# overrides\nretention.ms=7200000\nmax.message.bytes = 2097152\n")
+    p = configs("--bootstrap-server", broker.bootstrap, "--topic", name, "--alter",
+                "--add-config-file", props)
+    assert p.returncode == 0, p.stderr
+    theirs = described(broker, "topic", name)
+    assert theirs["retention.ms"].value == "7200000"
+    assert theirs["max.message.bytes"].value == "2097152"
+    p = configs("--bootstrap-server", broker.bootstrap, "--topic", name, "--alter",
+                "--add-config-file", props, "--add-config", "retention.ms=1")
+    assert_clean_failure(p)
+    assert "Only one of --add-config or --add-config-file" in p.stderr
+
+
 def test_bad_config_name_and_value_fail_cleanly(broker):
     name = unique("badcfg")
     create_topic(broker, name)

@@ -42,6 +42,13 @@ def test_seed_create_with_topics_typo_gets_a_did_you_mean(broker):
     assert_clean_failure(p)
     assert p.returncode == 1
     assert "'--topics'" in p.stderr and "did you mean '--topic'" in p.stderr, p.stderr
+    # The seed's second, multi-line create also ends in --topics.
+    p = kafka_tool("topics", "--create", "--bootstrap-server", broker.bootstrap, broker.bootstrap,
+                   "--partitions", "3", "--replication-factor", "1",
+                   "--config", "retention.ms=172800000", "--topics", name)
+    assert_clean_failure(p)
+    assert p.returncode == 1
+    assert "did you mean '--topic'" in p.stderr, p.stderr
     assert name not in admin(broker).list_topics(timeout=10).topics
 
 
