@@ -137,13 +137,16 @@ fn check_args(a: &Args) -> Result<Entity, ToolError> {
         types.push("brokers".into());
         names.push(String::new());
     }
-    let mut distinct = types.clone();
-    distinct.sort();
-    distinct.dedup();
-    if distinct.len() != types.len() {
+    let mut dups: Vec<&str> = Vec::new();
+    for (i, t) in types.iter().enumerate() {
+        if types[..i].contains(t) && !dups.contains(&t.as_str()) {
+            dups.push(t);
+        }
+    }
+    if !dups.is_empty() {
         return Err(ToolError::new(format!(
             "Duplicate entity type(s) specified: {}",
-            types.join(",")
+            dups.join(",")
         )));
     }
     if a.bootstrap_server.is_empty() {
@@ -516,6 +519,74 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect()
+    }
+
+    fn check(args: &[&str]) -> Result<(&'static str, Option<String>), String> {
+        let argv = std::iter::once("kafka-configs").chain(args.iter().copied());
+        let a = Args::try_parse_from(argv).map_err(|e| e.to_string())?;
+        check_args(&a)
+            .map(|e| (e.kind, e.name))
+            .map_err(|e| e.message)
+    }
+
+    #[test]
+    fn argument_checks_follow_config_command() {
+        let b = ["--bootstrap-server", "h:1"];
+        let with = |more: &[&str]| check(&[&b[..], more].concat());
+        assert_eq!(
+            with(&[
+                "--entity-type",
+                "topics",
+                "--entity-name",
+                "t",
+                "--describe"
+            ]),
+            Ok(("topics", Some("t".to_string())))
+        );
+        assert_eq!(
+            with(&["--topic", "t", "--alter", "--delete-config", "a,b"]),
+            Ok(("topics", Some("t".to_string())))
+        );
+        assert_eq!(
+            with(&["--entity-type", "brokers", "--entity-default", "--describe"]),
+            Ok(("brokers", Some(String::new())))
+        );
+        assert_eq!(
+            with(&["--entity-type", "brokers", "--describe"]),
+            Ok(("brokers", None))
+        );
+        assert!(with(&["--topic", "t"])
+            .unwrap_err()
+            .contains("exactly one action"));
+        assert!(with(&["--topic", "t", "--describe", "--add-config", "a=1"])
+            .unwrap_err()
+            .contains("[add-config]"));
+        assert!(
+            with(&["--entity-type", "topics", "--alter", "--add-config", "a=1"])
+                .unwrap_err()
+                .contains("An entity name must be specified with --alter of topics")
+        );
+        assert!(with(&["--topic", "t", "--alter"])
+            .unwrap_err()
+            .contains("At least one of --add-config"));
+        assert_eq!(
+            with(&["--topic", "t", "--entity-type", "topics", "--describe"]).unwrap_err(),
+            "Duplicate entity type(s) specified: topics"
+        );
+        assert!(with(&["--broker", "x", "--describe"])
+            .unwrap_err()
+            .contains("valid integer broker id"));
+        assert!(with(&["--topic", "t", "--entity-name", "u", "--describe"])
+            .unwrap_err()
+            .contains("specific entity flags"));
+        assert!(
+            with(&["--entity-type", "users", "--entity-name", "u", "--describe"])
+                .unwrap_err()
+                .contains("not supported")
+        );
+        assert!(check(&["--topic", "t", "--describe"])
+            .unwrap_err()
+            .contains("--bootstrap-server"));
     }
 
     #[test]

@@ -728,6 +728,70 @@ mod tests {
         assert!(select(&all, Some("("), false).is_err());
     }
 
+    fn check(args: &[&str]) -> Result<Action, String> {
+        let argv = std::iter::once("kafka-topics").chain(args.iter().copied());
+        let a = Args::try_parse_from(argv).map_err(|e| e.to_string())?;
+        check_args(&a).map_err(|e| e.message)
+    }
+
+    #[test]
+    fn argument_checks_follow_topic_command() {
+        let b = ["--bootstrap-server", "h:1"];
+        let with = |more: &[&str]| check(&[&b[..], more].concat());
+        assert_eq!(with(&["--list"]), Ok(Action::List));
+        assert!(with(&["--list", "--delete"])
+            .unwrap_err()
+            .contains("exactly one action"));
+        assert!(with(&["--topic", "t"])
+            .unwrap_err()
+            .contains("exactly one action"));
+        assert_eq!(
+            check(&["--list"]).unwrap_err(),
+            "--bootstrap-server must be specified"
+        );
+        assert!(with(&["--create"]).unwrap_err().contains("[topic]"));
+        assert!(with(&["--alter", "--topic", "t"])
+            .unwrap_err()
+            .contains("[partitions]"));
+        assert!(with(&[
+            "--alter",
+            "--topic",
+            "t",
+            "--partitions",
+            "2",
+            "--config",
+            "a=b"
+        ])
+        .unwrap_err()
+        .contains("kafka-configs"));
+        assert_eq!(
+            with(&["--list", "--partitions", "2"]).unwrap_err(),
+            "Option \"[partitions]\" can't be used with option \"[list]\""
+        );
+        assert!(with(&[
+            "--create",
+            "--topic",
+            "t",
+            "--replica-assignment",
+            "1",
+            "--partitions",
+            "1"
+        ])
+        .unwrap_err()
+        .contains("[replica-assignment]"));
+        assert!(with(&["--describe", "--if-not-exists"]).is_err());
+        assert!(with(&[
+            "--describe",
+            "--topics-with-overrides",
+            "--under-replicated-partitions"
+        ])
+        .is_err());
+        assert_eq!(
+            with(&["--describe", "--under-replicated-partitions"]),
+            Ok(Action::Describe)
+        );
+    }
+
     #[test]
     fn topic_ids_print_as_kafka_base64() {
         let id: [u8; 16] = [
