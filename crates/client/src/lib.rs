@@ -9,6 +9,7 @@
 
 pub mod admin;
 pub mod admin_groups;
+pub mod admin_topics;
 pub mod cluster;
 pub mod connection;
 pub mod consumer;
