@@ -313,6 +313,58 @@ def test_two_verifiable_consumers_split_a_four_partition_topic(fast_broker):
             b.kill()
 
 
+def test_reset_policy_latest_reads_only_what_comes_after_the_assignment(fast_broker):
+    topic, group = unique("vcr"), unique("vcrg")
+    create_topic(fast_broker, topic)
+    produce(fast_broker, topic, [(None, b"old")] * 5)
+    c = Running("verifiable-consumer", "--bootstrap-server", fast_broker.bootstrap,
+                "--topic", topic, "--group-id", group, "--reset-policy", "latest", "--verbose")
+    try:
+        wait_for(lambda: c.named("partitions_assigned"), timeout=20, what="the assignment")
+        # The position is taken in a poll at or after the assignment, not observable from
+        # outside: keep adding a record until the consumer has read some.
+        deadline = time.monotonic() + 20
+        while not c.named("record_data") and time.monotonic() < deadline:
+            produce(fast_broker, topic, [(None, b"new")])
+            time.sleep(0.2)
+        wait_for(lambda: c.named("record_data"), timeout=5, what="new records")
+        assert c.terminate() == 0, c.stderr
+    finally:
+        c.kill()
+    data = c.named("record_data")
+    assert data and all(e["value"] == "new" and e["offset"] >= 5 for e in data), data
+    offsets = [e["offset"] for e in data]
+    assert offsets == list(range(offsets[0], offsets[0] + len(offsets)))
+
+
+def test_enable_autocommit_prints_no_commit_events_yet_commits(fast_broker):
+    topic, group = unique("vca"), unique("vcag")
+    create_topic(fast_broker, topic, partitions=2)
+    produce(fast_broker, topic, [(f"k{i}".encode(), b"v") for i in range(6)])
+    r = kafka_tool("verifiable-consumer", "--bootstrap-server", fast_broker.bootstrap,
+                   "--topic", topic, "--group-id", group, "--max-messages", "6",
+                   "--enable-autocommit", timeout=60)
+    assert r.returncode == 0, r.stderr
+    evs = events(r.stdout)
+    assert sum(b["count"] for b in named(evs, "records_consumed")) == 6
+    assert not named(evs, "offsets_committed")
+    # Closing an auto-committing consumer commits its positions.
+    assert committed(fast_broker, group, topic, [0, 1]) == end_offsets(fast_broker, topic, [0, 1])
+
+
+def test_reset_policy_none_without_a_committed_offset_is_an_error(fast_broker):
+    topic, group = unique("vcn"), unique("vcng")
+    create_topic(fast_broker, topic)
+    produce(fast_broker, topic, [(None, b"x")])
+    r = kafka_tool("verifiable-consumer", "--bootstrap-server", fast_broker.bootstrap,
+                   "--topic", topic, "--group-id", group, "--reset-policy", "none", timeout=30)
+    assert r.returncode == 1, (r.stdout, r.stderr)
+    assert "auto.offset.reset=none" in r.stderr, r.stderr
+    evs = events(r.stdout)
+    assert [e["name"] for e in evs] == ["startup_complete", "partitions_assigned",
+                                        "shutdown_complete"]
+
+
 # ---------------------------------------------------------------- errors
 
 
@@ -331,6 +383,10 @@ def test_bad_flags_fail_with_a_clear_message(fast_broker):
                                  "--group-id", "g", "--max-message", "3"],
          "did you mean '--max-messages'"),
     ]
+    for tool in ("verifiable-producer", "verifiable-consumer"):
+        # Without arguments Kafka's tools print their usage and exit 0.
+        r = kafka_tool(tool, timeout=20)
+        assert r.returncode == 0 and "--bootstrap-server" in r.stdout, r
     for tool, args, expected in cases:
         r = kafka_tool(tool, *args, timeout=20)
         assert r.returncode != 0, (tool, args)

@@ -128,7 +128,11 @@ struct OffsetsCommitted<'a> {
 }
 
 /// Runs `kafka-verifiable-consumer` with these arguments; returns the exit code.
-pub fn main(args: Vec<String>) -> i32 {
+pub fn main(mut args: Vec<String>) -> i32 {
+    if args.is_empty() {
+        // Kafka's tool prints its usage and exits 0 when run without arguments.
+        args.push("--help".into());
+    }
     let args: Args = common::parse_args(TOOL, args);
     common::run(TOOL, execute(args))
 }
@@ -253,12 +257,20 @@ fn unreachable(e: &ClientError) -> bool {
     )
 }
 
+/// Kafka errors that waiting cannot cure: no offset to start from with `--reset-policy none`
+/// (OFFSET_OUT_OF_RANGE), an inconsistent protocol (23), a bad group id (24), a session timeout
+/// the broker refuses (26), missing authorization (29, 30), an unsupported version (35) and a
+/// fenced static member (82).
+fn fatal(e: &ClientError) -> bool {
+    matches!(e.code(), Some(1 | 23 | 24 | 26 | 29 | 30 | 35 | 82))
+}
+
 async fn execute(args: Args) -> ToolResult {
     let props = consumer_properties(&args)?;
-    let config = ConsumerConfig::from_properties(props)?;
+    let config = ConsumerConfig::from_properties(props).map_err(|e| format!("{TOOL}: {e}"))?;
     let request_timeout = config.client.request_timeout;
     let mut stop = stop_signal()?;
-    let mut consumer = Consumer::new(config)?;
+    let mut consumer = Consumer::new(config).map_err(|e| format!("{TOOL}: {e}"))?;
     let limit = (args.max_messages >= 0).then_some(args.max_messages as u64);
     let mut consumed = 0u64;
 
@@ -274,16 +286,29 @@ async fn execute(args: Args) -> ToolResult {
             r = consumer.poll(POLL_WAIT) => r,
             _ = stopped(&mut stop) => break,
         };
+        // No rebalance listener in the client: a changed assignment after a poll is a rebalance.
+        // With the eager protocol every partition is revoked, then the new set assigned; the
+        // first join revokes nothing. A poll that failed may still have joined.
+        let now = consumer.assignment();
+        if now != assignment {
+            if joined {
+                emit("partitions_revoked", partitions(&assignment));
+            }
+            emit("partitions_assigned", partitions(&now));
+            joined = true;
+            assignment = now;
+        }
         let records = match polled {
             Ok(r) => {
                 failing_since = None;
                 r
             }
             Err(e) => {
-                // Before the first assignment, an unreachable cluster is final; after it, give
-                // the group the request timeout to come back (a coordinator move, a rebalance).
+                // Fatal errors, and an unreachable cluster before the first assignment, end the
+                // run; otherwise the group gets the request timeout to come back (a coordinator
+                // move, a rebalance).
                 let since = *failing_since.get_or_insert_with(Instant::now);
-                if (!joined && unreachable(&e)) || since.elapsed() >= request_timeout {
+                if fatal(&e) || (!joined && unreachable(&e)) || since.elapsed() >= request_timeout {
                     failure = Some(ToolError::new(format!("{TOOL}: {e}")));
                     break;
                 }
@@ -294,18 +319,6 @@ async fn execute(args: Args) -> ToolResult {
                 continue;
             }
         };
-        // No rebalance listener in the client: a changed assignment after a poll is a rebalance.
-        // With the eager protocol every partition is revoked, then the new set assigned; the
-        // first join revokes nothing.
-        let now = consumer.assignment();
-        if now != assignment {
-            if joined {
-                emit("partitions_revoked", partitions(&assignment));
-            }
-            emit("partitions_assigned", partitions(&now));
-            joined = true;
-            assignment = now;
-        }
         if records.is_empty() {
             continue;
         }

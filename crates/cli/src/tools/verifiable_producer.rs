@@ -204,7 +204,11 @@ impl Keys {
 }
 
 /// Runs `kafka-verifiable-producer` with these arguments; returns the exit code.
-pub fn main(args: Vec<String>) -> i32 {
+pub fn main(mut args: Vec<String>) -> i32 {
+    if args.is_empty() {
+        // Kafka's tool prints its usage and exits 0 when run without arguments.
+        args.push("--help".into());
+    }
     let args: Args = common::parse_args(TOOL, args);
     common::run(TOOL, execute(args))
 }
@@ -245,7 +249,7 @@ fn producer_properties(args: &Args) -> Result<BTreeMap<String, String>, ToolErro
 
 async fn execute(args: Args) -> ToolResult {
     let props = producer_properties(&args)?;
-    let config = ProducerConfig::from_properties(props)?;
+    let config = ProducerConfig::from_properties(props).map_err(|e| format!("{TOOL}: {e}"))?;
     // Kafka's tool would block in send() until max.block.ms; failing at once, with the reason,
     // is clearer than a stream of send errors when no broker can be reached.
     brook_client::Admin::new(config.client.clone())?
@@ -254,7 +258,7 @@ async fn execute(args: Args) -> ToolResult {
         .await
         .map_err(|e| ToolError::new(format!("{TOOL}: cannot reach the cluster: {e}")))?;
     let mut stop = stop_signal()?;
-    let producer = Producer::new(config)?;
+    let producer = Producer::new(config).map_err(|e| format!("{TOOL}: {e}"))?;
 
     let start = Instant::now();
     let start_ms = now_ms();
