@@ -58,9 +58,9 @@ class Running:
     def named(self, name):
         return named(list(self.events), name)
 
-    def terminate(self, timeout=20):
-        """SIGTERM; returns the exit code once stdout is drained."""
-        self.proc.send_signal(signal.SIGTERM)
+    def terminate(self, timeout=20, sig=signal.SIGTERM):
+        """Stops it with `sig`; returns the exit code once stdout is drained."""
+        self.proc.send_signal(sig)
         code = self.proc.wait(timeout)
         self._reader.join(timeout)
         self.stderr = self.proc.stderr.read()
@@ -306,7 +306,9 @@ def test_two_verifiable_consumers_split_a_four_partition_topic(fast_broker):
             for e in c.named("records_consumed"):
                 assert all(s["partition"] in mine for s in e["partitions"])
         assert {p for p, _ in delivered} <= {0, 1, 2, 3}
-        assert a.terminate() == 0 and b.terminate() == 0
+        # Ctrl-C (SIGINT) stops it as cleanly as SIGTERM.
+        assert a.terminate() == 0 and b.terminate(sig=signal.SIGINT) == 0, (a.stderr, b.stderr)
+        assert a.events[-1]["name"] == b.events[-1]["name"] == "shutdown_complete"
     finally:
         a.kill()
         if b:
