@@ -120,6 +120,19 @@ def test_repeating_keys_and_value_prefix_land_where_kafkas_partitioner_puts_them
         sorted((s["partition"], s["offset"], s["key"], s["value"]) for s in sends)
 
 
+def test_message_create_time_sets_the_record_timestamps(fast_broker):
+    topic = unique("vpc")
+    create_topic(fast_broker, topic)
+    start = 1_700_000_000_000
+    r = kafka_tool("verifiable-producer", "--bootstrap-server", fast_broker.bootstrap,
+                   "--topic", topic, "--max-messages", "3", "--message-create-time", start)
+    assert r.returncode == 0, r.stderr
+    got = consume_all(fast_broker, topic, [0], 3)
+    stamps = [m.timestamp()[1] for m in sorted(got, key=lambda m: m.offset())]
+    # The first carries the given time; Kafka's tool then advances it by the time elapsed.
+    assert stamps[0] == start and stamps == sorted(stamps) and stamps[-1] < start + 60_000, stamps
+
+
 def test_throughput_paces_the_sends(fast_broker):
     topic = unique("vpt")
     create_topic(fast_broker, topic)
