@@ -39,6 +39,12 @@ const IGNORED: &[&str] = &[
     "metadata.max.age.ms",
     "client.dns.lookup",
     "retries",
+    "retry.backoff.max.ms",
+    "auto.include.jmx.reporter",
+    "enable.metrics.push",
+    "metadata.recovery.strategy",
+    "metadata.max.idle.ms",
+    "security.providers",
     "max.block.ms",
     "max.request.size",
     "check.crcs",
@@ -138,6 +144,8 @@ impl ClientConfig {
     pub fn from_properties(props: BTreeMap<String, String>) -> Result<ClientConfig, ClientError> {
         let mut p = Props(props);
         let c = client(&mut p)?;
+        // The admin client retries inside the request timeout; its backoff is not tunable here.
+        p.take("retry.backoff.ms");
         p.finish()?;
         Ok(c)
     }
