@@ -413,6 +413,8 @@ async fn execute(args: Args) -> ToolResult {
         messages: 0,
     };
     let mut last_report_ms = start_ms;
+    // Kafka's periodic join time: the rebalance time falls into the first reported interval.
+    let mut join_reported = false;
     let mut last_consumed = Instant::now();
     while messages < count && last_consumed.elapsed() <= timeout {
         let records = consumer.poll(Duration::from_millis(100)).await?;
@@ -439,9 +441,14 @@ async fn execute(args: Args) -> ToolResult {
                             &last,
                             last_report_ms,
                             now,
-                            join_ms.unwrap_or(0)
+                            if join_reported {
+                                0
+                            } else {
+                                join_ms.unwrap_or(0)
+                            }
                         )
                     );
+                    join_reported = join_ms.is_some();
                     last = Progress { bytes, messages };
                     last_report_ms = now;
                 }
