@@ -178,3 +178,25 @@ def test_producer_perf_prints_a_progress_line_every_five_seconds(broker):
     assert len(windows) == 1 and windows[0], r.stdout
     assert 1000 <= int(windows[0].group(1)) <= 1400, r.stdout
     assert int(final_line(r.stdout).group(1)) == 1400
+
+
+def test_consumer_perf_detailed_stats_and_from_latest(broker):
+    topic = unique("perf")
+    create_topic(broker, topic)
+    produce(broker, topic, [(None, b"d" * 100)] * 2000)
+    r = kafka_tool("consumer-perf-test", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                   "--messages", 2000, "--show-detailed-stats", "--reporting-interval", 1,
+                   "--timeout", 20000, check=True)
+    lines = r.stdout.splitlines()
+    assert lines[0] == ("time, threadId, data.consumed.in.MB, MB.sec, data.consumed.in.nMsg, "
+                        "nMsg.sec, rebalance.time.ms, fetch.time.ms, fetch.MB.sec, fetch.nMsg.sec")
+    detail = re.compile(rf"^{DATE}, 0, \d+\.\d{{4}}, \d+\.\d{{4}}, (\d+), \d+\.\d{{4}}, \d+, -?\d+, "
+                        rf"\d+\.\d{{4}}, \d+\.\d{{4}}$")
+    counts = [int(detail.match(l).group(1)) for l in lines[1:] if l.strip()]
+    assert counts and counts == sorted(counts) and counts[-1] <= 2000, r.stdout
+    # --from-latest with a new group: nothing new arrives, so the timeout warning and 0 messages
+    r = kafka_tool("consumer-perf-test", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                   "--messages", 10, "--from-latest", "--timeout", 1000, "--hide-header", check=True)
+    assert "WARNING: Exiting before consuming the expected number of messages" in r.stdout
+    data = [DATA.match(l) for l in r.stdout.splitlines() if DATA.match(l)]
+    assert len(data) == 1 and int(data[0].group(5)) == 0, r.stdout
