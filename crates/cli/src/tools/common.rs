@@ -185,7 +185,6 @@ pub fn bootstrap(values: &[String]) -> Result<String, ToolError> {
 }
 
 /// `key=value` pairs from repeated `--property`/`--producer-property`/`--config` flags.
-#[allow(dead_code)] // TODO(cli): the tools with --property use it; drop this then
 pub fn key_values(values: &[String], flag: &str) -> Result<BTreeMap<String, String>, ToolError> {
     let mut out = BTreeMap::new();
     for v in values {

@@ -1,0 +1,284 @@
+"""kafka-console-producer and kafka-console-consumer through the bin/ wrappers, against a real
+broker, checked with clients nobody here wrote (kcat, confluent-kafka). The seed's commands
+(kafka-notes.ko.txt, lines 95-145) are used verbatim apart from the placeholders."""
+
+import os
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+
+from confluent_kafka import Consumer, TopicPartition
+
+from conftest import BIN_DIR, BROOK_BIN, kafka_tool, unique, wait_for
+from helpers import consume_all, create_topic, kafka_partition, produce
+
+
+def kcat(broker, *args, timeout=30):
+    proc = subprocess.run(["kcat", "-b", broker.bootstrap, *args], capture_output=True,
+                          text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+class Running:
+    """A tool running in the background, its stdout collected line by line."""
+
+    def __init__(self, tool, *args):
+        env = dict(os.environ, BROOK_BIN=BROOK_BIN)
+        self.proc = subprocess.Popen([str(BIN_DIR / f"kafka-{tool}.sh"), *map(str, args)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     stdin=subprocess.DEVNULL, text=True, env=env)
+        self.lines = []
+        self._reader = threading.Thread(target=self._pump, daemon=True)
+        self._reader.start()
+
+    def _pump(self):
+        for line in self.proc.stdout:
+            self.lines.append(line.rstrip("\n"))
+
+    def interrupt(self, timeout=15):
+        """SIGINT (Ctrl-C); returns (exit code, stderr)."""
+        self.proc.send_signal(signal.SIGINT)
+        code = self.proc.wait(timeout)
+        self._reader.join(5)
+        return code, self.proc.stderr.read()
+
+    def kill(self):
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(5)
+
+
+def committed(broker, group, topic, partitions):
+    c = Consumer({"bootstrap.servers": broker.bootstrap, "group.id": group})
+    try:
+        tps = c.committed([TopicPartition(topic, p) for p in range(partitions)], timeout=10)
+        return {tp.partition: tp.offset for tp in tps}
+    finally:
+        c.close()
+
+
+def test_seed_producer_and_from_beginning_consumer(broker):
+    topic = unique("seed")
+    # The seed: bin/kafka-console-producer.sh --bootstrap-server <ip:port> --topic <topic>
+    p = kafka_tool("console-producer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                   input="hello\nworld\n", check=True)
+    assert p.stdout == "" and p.stderr == ""
+    got = consume_all(broker, topic, [0], 2)
+    assert [(m.key(), m.value()) for m in got] == [(None, b"hello"), (None, b"world")]
+    # The seed: bin/kafka-console-consumer.sh --bootstrap-server <ip:port> --topic <topic>
+    #   --from-beginning   (runs until Ctrl-C)
+    c = Running("console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                "--from-beginning")
+    try:
+        wait_for(lambda: len(c.lines) >= 2, what="the two records printed")
+        code, err = c.interrupt()
+    finally:
+        c.kill()
+    assert c.lines == ["hello", "world"]
+    assert code == 0
+    assert "Processed a total of 2 messages" in err
+
+
+def test_seed_keyed_producer_places_records_as_kafka_and_kcat_reads_them(broker):
+    topic = unique("keyed")
+    create_topic(broker, topic, partitions=3)
+    keys = [f"abc{i}" for i in range(12)]
+    lines = "".join(f"{k}:ppp{i}\n" for i, k in enumerate(keys))
+    # The seed: --property "parse.key=true" --property "key.separator=:"
+    kafka_tool("console-producer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+               "--property", "parse.key=true", "--property", "key.separator=:",
+               input=lines, check=True)
+    out = kcat(broker, "-C", "-t", topic, "-e", "-q", "-f", "%k|%s|%p\n")
+    rows = sorted(line.split("|") for line in out.splitlines())
+    expected = sorted([k, f"ppp{i}", str(kafka_partition(k.encode(), 3))]
+                      for i, k in enumerate(keys))
+    assert rows == expected
+
+
+def test_seed_group_consumer_prints_keys_commits_and_resumes(broker):
+    topic = unique("grp")
+    group = unique("G")
+    create_topic(broker, topic, partitions=2)
+    # murmur2_random: librdkafka's name for Kafka's partitioner, so kafka_partition applies.
+    produce(broker, topic, [(b"abc1", b"ppp123"), (b"abc2", b"ppp456"), (b"abc3", b"ppp789")],
+            partitioner="murmur2_random")
+    seed = ["--bootstrap-server", broker.bootstrap, "--topic", topic,
+            "--property", "print.key=true", "--property", "key.separator=-",
+            "--group", group, "--from-beginning"]
+    c = Running("console-consumer", *seed)
+    try:
+        wait_for(lambda: len(c.lines) >= 3, what="three records printed")
+        code, err = c.interrupt()
+    finally:
+        c.kill()
+    assert sorted(c.lines) == ["abc1-ppp123", "abc2-ppp456", "abc3-ppp789"]
+    assert code == 0 and "Processed a total of 3 messages" in err
+    ends = {}
+    for k in (b"abc1", b"abc2", b"abc3"):
+        p = kafka_partition(k, 2)
+        ends[p] = ends.get(p, 0) + 1
+    assert committed(broker, group, topic, 2) == {p: ends.get(p, -1001) for p in range(2)}
+    # A second run in the same group prints only what is new.
+    produce(broker, topic, [(b"abc4", b"new1"), (b"abc5", b"new2")])
+    again = kafka_tool("console-consumer", *seed, "--timeout-ms", "3000", timeout=30)
+    assert again.returncode == 0, again.stderr
+    assert sorted(again.stdout.splitlines()) == ["abc4-new1", "abc5-new2"]
+    assert "Processed a total of 2 messages" in again.stderr
+
+
+def test_a_keyless_line_with_parse_key_fails_as_kafka_does(broker):
+    topic = unique("nokey")
+    r = kafka_tool("console-producer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                   "--property", "parse.key=true", "--property", "key.separator=:",
+                   input="k1:v1\nnokey\nk3:v3\n")
+    assert r.returncode != 0
+    assert "No key separator found on line number 2: 'nokey'" in r.stderr
+    assert "Traceback" not in r.stderr and "panicked" not in r.stderr
+    # The line before the bad one was sent; nothing after it.
+    got = consume_all(broker, topic, [0], 1)
+    assert (got[0].key(), got[0].value()) == (b"k1", b"v1")
+    # ignore.error=true: the whole line becomes the value of a keyless record.
+    r = kafka_tool("console-producer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                   "--property", "parse.key=true", "--property", "key.separator=:",
+                   "--property", "ignore.error=true", input="nokey\n", check=True)
+    got = consume_all(broker, topic, [0], 2)
+    assert (got[1].key(), got[1].value()) == (None, b"nokey")
+
+
+def test_every_print_property_on_records_from_confluent_kafka(broker):
+    topic = unique("print")
+    create_topic(broker, topic, partitions=1)
+    ts = 1_700_000_000_123
+    produce(broker, topic, [
+        (b"k1", b"v1", [("h1", b"x"), ("h2", b"y")], ts),
+        (None, b"v2", None, ts + 1),
+        (b"k3", None, [("h3", None)], ts + 2),
+    ])
+    r = kafka_tool("console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                   "--from-beginning", "--max-messages", "3",
+                   "--property", "print.timestamp=true", "--property", "print.partition=true",
+                   "--property", "print.offset=true", "--property", "print.headers=true",
+                   "--property", "print.key=true", "--property", "key.separator=|",
+                   check=True)
+    assert r.stdout.splitlines() == [
+        f"CreateTime:{ts}|Partition:0|Offset:0|h1:x,h2:y|k1|v1",
+        f"CreateTime:{ts + 1}|Partition:0|Offset:1|NO_HEADERS|null|v2",
+        f"CreateTime:{ts + 2}|Partition:0|Offset:2|h3:null|k3|null",
+    ]
+    # Kafka 4's --formatter-property, other separators, the null literal, no value.
+    r = kafka_tool("console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                   "--from-beginning", "--max-messages", "3",
+                   "--formatter-property", "print.key=true",
+                   "--formatter-property", "print.value=false",
+                   "--formatter-property", "print.headers=true",
+                   "--formatter-property", "headers.separator=;",
+                   "--formatter-property", "null.literal=<none>",
+                   "--formatter-property", "line.separator=#", check=True)
+    assert r.stdout == "h1:x;h2:y\tk1#NO_HEADERS\t<none>#h3:<none>\tk3#"
+
+
+def test_max_messages_and_timeout_stop_the_consumer(broker):
+    topic = unique("stop")
+    produce(broker, topic, [(None, f"m{i}".encode()) for i in range(5)])
+    r = kafka_tool("console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                   "--from-beginning", "--max-messages", "3", check=True)
+    assert r.stdout.splitlines() == ["m0", "m1", "m2"]
+    assert "Processed a total of 3 messages" in r.stderr
+    start = time.monotonic()
+    r = kafka_tool("console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                   "--from-beginning", "--timeout-ms", "1500", timeout=30)
+    took = time.monotonic() - start
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [f"m{i}" for i in range(5)]
+    assert "TimeoutException" in r.stderr and "Processed a total of 5 messages" in r.stderr
+    assert took < 10, took
+
+
+def test_partition_and_offset(broker):
+    topic = unique("part")
+    create_topic(broker, topic, partitions=2)
+    p = kafka_partition(b"same", 2)
+    produce(broker, topic, [(b"same", f"v{i}".encode()) for i in range(5)],
+            partitioner="murmur2_random")
+    base = ["--bootstrap-server", broker.bootstrap, "--topic", topic, "--partition", p,
+            "--property", "print.offset=true"]
+    r = kafka_tool("console-consumer", *base, "--offset", "2", "--max-messages", "3", check=True)
+    assert r.stdout.splitlines() == ["Offset:2\tv2", "Offset:3\tv3", "Offset:4\tv4"]
+    r = kafka_tool("console-consumer", *base, "--offset", "earliest", "--max-messages", "1",
+                   check=True)
+    assert r.stdout.splitlines() == ["Offset:0\tv0"]
+    # latest (the default): only what arrives afterwards; the other partition stays empty.
+    r = kafka_tool("console-consumer", *base, "--timeout-ms", "1000", timeout=30)
+    assert r.returncode == 0 and r.stdout == ""
+    r = kafka_tool("console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                   "--partition", 1 - p, "--from-beginning", "--timeout-ms", "1000", timeout=30)
+    assert r.returncode == 0 and r.stdout == ""
+    r = kafka_tool("console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                   "--offset", "2")
+    assert r.returncode == 1 and "The partition is required when offset is specified" in r.stderr
+
+
+def test_include_regex_reads_every_matching_topic(broker):
+    prefix = unique("inc")
+    for name in ("a", "b", "other"):
+        t = f"{prefix}-{name}" if name != "other" else unique("zzz")
+        produce(broker, t, [(None, f"from-{name}".encode())])
+    r = kafka_tool("console-consumer", "--bootstrap-server", broker.bootstrap,
+                   "--include", f"{prefix}-(a|b)", "--from-beginning", "--timeout-ms", "3000",
+                   timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert sorted(r.stdout.splitlines()) == ["from-a", "from-b"]
+
+
+def test_producer_options_headers_and_config_files(broker):
+    topic = unique("opts")
+    with tempfile.NamedTemporaryFile("w", suffix=".properties", delete=False) as f:
+        f.write("# producer settings\nacks=1\nlinger.ms=0\n")
+    try:
+        r = kafka_tool("console-producer", "--bootstrap-server", broker.bootstrap,
+                       "--topic", topic, "--producer.config", f.name, "--compression-codec",
+                       "--sync", "--producer-property", "client.id=mine",
+                       "--property", "parse.headers=true", "--property", "parse.key=true",
+                       "--property", "null.marker=NULL",
+                       input="h1:a,h2:NULL\tk1\tv1\nNULL\tNULL\tv2\n", check=True)
+    finally:
+        os.unlink(f.name)
+    got = consume_all(broker, topic, [0], 2)
+    assert got[0].headers() == [("h1", b"a"), ("h2", None)]
+    assert (got[0].key(), got[0].value()) == (b"k1", b"v1")
+    assert (got[1].headers(), got[1].key(), got[1].value()) == (None, None, b"v2")
+    r = kafka_tool("console-producer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                   "--producer-property", "no.such.setting=1", input="x\n")
+    assert r.returncode != 0 and "no.such.setting" in r.stderr
+
+
+def test_unknown_topic_and_unreachable_server_fail_in_bounded_time(broker_factory):
+    b = broker_factory(auto_create_topics_enable="false")
+    topic = unique("missing")
+    start = time.monotonic()
+    r = kafka_tool("console-producer", "--bootstrap-server", b.bootstrap, "--topic", topic,
+                   "--max-block-ms", "1500", input="a\n", timeout=30)
+    assert time.monotonic() - start < 10
+    assert r.returncode != 0
+    assert (f"Error when sending message to topic {topic} with key: null, value: 1 bytes "
+            f"with error: Topic {topic} not present in metadata after 1500 ms.") in r.stderr
+    start = time.monotonic()
+    r = kafka_tool("console-consumer", "--bootstrap-server", b.bootstrap, "--topic", topic,
+                   "--timeout-ms", "1500", timeout=30)
+    assert time.monotonic() - start < 10
+    assert r.returncode == 1 and "not present in metadata" in r.stderr
+    assert "Processed a total of 0 messages" in r.stderr
+    # Nothing listens on this port any more.
+    port = b.port
+    b.stop()
+    for tool, stdin in (("console-producer", "x\n"), ("console-consumer", None)):
+        start = time.monotonic()
+        r = kafka_tool(tool, "--bootstrap-server", f"127.0.0.1:{port}", "--topic", topic,
+                       input=stdin, timeout=30)
+        assert time.monotonic() - start < 10, tool
+        assert r.returncode != 0, tool
+        assert f"127.0.0.1:{port}" in r.stderr, r.stderr
+        assert "panicked" not in r.stderr
