@@ -282,3 +282,65 @@ def test_unknown_topic_and_unreachable_server_fail_in_bounded_time(broker_factor
         assert r.returncode != 0, tool
         assert f"127.0.0.1:{port}" in r.stderr, r.stderr
         assert "panicked" not in r.stderr
+
+
+def test_compression_codec_and_sync_reach_the_log(broker):
+    from wire import Wire, batches
+    for flags, codec in ((["--compression-codec"], 1), (["--compression-codec", "zstd"], 4),
+                         ([], 0)):
+        topic = unique("codec")
+        kafka_tool("console-producer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                   *flags, input="one\ntwo\nthree\n", check=True)
+        error, _, _, data = Wire(broker.bootstrap).fetch(topic, 0, 0)
+        assert error == 0
+        found = batches(data)
+        assert sum(b["count"] for b in found) == 3
+        assert {b["attributes"] & 7 for b in found} == {codec}, flags
+    # --sync: each line waits for its acknowledgement, so each is a batch of its own.
+    topic = unique("sync")
+    kafka_tool("console-producer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+               "--sync", input="one\ntwo\nthree\n", check=True)
+    found = batches(Wire(broker.bootstrap).fetch(topic, 0, 0)[3])
+    assert [b["count"] for b in found] == [1, 1, 1]
+
+
+def test_a_record_the_broker_refuses_is_reported_and_fails_the_run(broker):
+    topic = unique("big")
+    create_topic(broker, topic, config={"max.message.bytes": "200"})
+    r = kafka_tool("console-producer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                   input="x" * 1000 + "\n", timeout=30)
+    assert r.returncode == 1
+    assert (f"Error when sending message to topic {topic} with key: null, value: 1000 bytes "
+            "with error: ") in r.stderr
+    assert "MessageTooLarge" in r.stderr or "MESSAGE_TOO_LARGE" in r.stderr, r.stderr
+
+
+def test_sigterm_and_a_closed_stdout_end_the_consumer_cleanly(broker):
+    topic = unique("pipe")
+    produce(broker, topic, [(None, b"first")])
+    c = Running("console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                "--from-beginning")
+    try:
+        wait_for(lambda: c.lines == ["first"], what="the first record printed")
+        c.proc.send_signal(signal.SIGTERM)
+        assert c.proc.wait(15) == 0
+        assert "Processed a total of 1 messages" in c.proc.stderr.read()
+    finally:
+        c.kill()
+    # The reader of stdout goes away (as `| head -1` does): the next write ends the consumer.
+    env = dict(os.environ, BROOK_BIN=BROOK_BIN)
+    proc = subprocess.Popen([str(BIN_DIR / "kafka-console-consumer.sh"), "--bootstrap-server",
+                             broker.bootstrap, "--topic", topic, "--from-beginning"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout.readline() == b"first\n"
+        proc.stdout.close()
+        produce(broker, topic, [(None, b"second")])
+        assert proc.wait(15) == 0
+        err = proc.stderr.read().decode()
+        assert "Unable to write to standard out, closing consumer." in err
+        assert "Processed a total of 2 messages" in err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(5)
