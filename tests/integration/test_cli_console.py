@@ -183,10 +183,13 @@ def test_every_print_property_on_records_from_confluent_kafka(broker):
 def test_max_messages_and_timeout_stop_the_consumer(broker):
     topic = unique("stop")
     produce(broker, topic, [(None, f"m{i}".encode()) for i in range(5)])
+    group = unique("max")
     r = kafka_tool("console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
-                   "--from-beginning", "--max-messages", "3", check=True)
+                   "--from-beginning", "--max-messages", "3", "--group", group, check=True)
     assert r.stdout.splitlines() == ["m0", "m1", "m2"]
     assert "Processed a total of 3 messages" in r.stderr
+    # All five were fetched together; only the three printed count as consumed.
+    assert committed(broker, group, topic, 1) == {0: 3}
     start = time.monotonic()
     r = kafka_tool("console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
                    "--from-beginning", "--timeout-ms", "1500", timeout=30)

@@ -339,14 +339,15 @@ fn source(args: &Args) -> Result<Source, ToolError> {
             },
         },
     };
-    match (&args.topic, &args.include) {
-        (Some(_), Some(_)) | (None, None) => {
+    let subscription = match (&args.topic, &args.include) {
+        (Some(t), None) => Source::Topic(t.clone()),
+        (None, Some(re)) => Source::Include(re.clone()),
+        _ => {
             return Err(ToolError::new(
                 "Exactly one of the following arguments is required: --topic, --include",
             ))
         }
-        _ => {}
-    }
+    };
     if let Some(partition) = args.partition {
         let Some(topic) = &args.topic else {
             return Err(ToolError::new(
@@ -369,11 +370,7 @@ fn source(args: &Args) -> Result<Source, ToolError> {
             "The partition is required when offset is specified.",
         ));
     }
-    Ok(match (&args.topic, &args.include) {
-        (Some(t), _) => Source::Topic(t.clone()),
-        (_, Some(re)) => Source::Include(re.clone()),
-        _ => unreachable!("checked above"),
-    })
+    Ok(subscription)
 }
 
 /// A group id for a consumer without `--group`: Kafka's `console-consumer-NNNNN`.
