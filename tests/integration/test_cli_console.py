@@ -347,3 +347,32 @@ def test_sigterm_and_a_closed_stdout_end_the_consumer_cleanly(broker):
         if proc.poll() is None:
             proc.kill()
             proc.wait(5)
+
+
+def test_contradictory_or_bad_flags_are_refused_before_connecting():
+    server = ["--bootstrap-server", "127.0.0.1:9"]
+    cases = [
+        ("console-consumer", ["--topic", "t", "--include", "t.*"],
+         "Exactly one of the following arguments is required"),
+        ("console-consumer", ["--topic", "t", "--partition", "0", "--offset", "-3"],
+         "The provided offset value '-3' is incorrect"),
+        ("console-consumer", ["--topic", "t", "--partition", "0", "--group", "g"],
+         "Options group and partition cannot be specified together"),
+        ("console-consumer", ["--topic", "t", "--from-beginning",
+                              "--consumer-property", "auto.offset.reset=latest"],
+         "Can't simultaneously specify --from-beginning and 'auto.offset.reset=latest'"),
+        ("console-consumer", ["--topic", "t", "--isolation-level", "bogus"], "isolation.level"),
+        ("console-consumer", ["--topic", "t", "--value-deserializer", "com.example.Avro"],
+         "Unsupported deserializer com.example.Avro"),
+        ("console-consumer", ["--include", "("], "Invalid --include regex"),
+        ("console-producer", ["--topic", "t", "--property", "headers.separator=:"],
+         "headers.separator and headers.key.separator may not be equal"),
+        ("console-producer", ["--topic", "t", "--request-required-acks", "2"], "acks"),
+    ]
+    for tool, args, message in cases:
+        start = time.monotonic()
+        r = kafka_tool(tool, *server, *args, input="", timeout=30)
+        assert r.returncode == 1, (args, r.stderr)
+        assert message in r.stderr, (args, r.stderr)
+        assert r.stdout == ""
+        assert time.monotonic() - start < 5
