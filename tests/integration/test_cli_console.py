@@ -9,10 +9,10 @@ import tempfile
 import threading
 import time
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, ConsumerGroupState, TopicPartition
 
 from conftest import BIN_DIR, BROOK_BIN, kafka_tool, unique, wait_for
-from helpers import consume_all, create_topic, kafka_partition, produce
+from helpers import admin, consume_all, create_topic, kafka_partition, produce
 
 
 def kcat(broker, *args, timeout=30):
@@ -376,3 +376,26 @@ def test_contradictory_or_bad_flags_are_refused_before_connecting():
         assert message in r.stderr, (args, r.stderr)
         assert r.stdout == ""
         assert time.monotonic() - start < 5
+
+
+def test_a_consumer_that_times_out_while_joining_leaves_the_group(broker_factory):
+    # The broker's default 3 s initial rebalance delay outlasts --timeout-ms 1000.
+    b = broker_factory()
+    topic = unique("slowjoin")
+    group = unique("G")
+    produce(b, topic, [(None, b"r1"), (None, b"r2")])
+    start = time.monotonic()
+    r = kafka_tool("console-consumer", "--bootstrap-server", b.bootstrap, "--topic", topic,
+                   "--group", group, "--from-beginning", "--timeout-ms", "1000", timeout=30)
+    assert r.returncode == 0 and "TimeoutException" in r.stderr, r.stderr
+    assert time.monotonic() - start < 10
+    # It finished joining and then left: no member is left behind until its session expires.
+    a = admin(b)  # must outlive the future
+    desc = a.describe_consumer_groups([group])[group].result(10)
+    assert desc.members == [] and desc.state == ConsumerGroupState.EMPTY, desc.state
+    start = time.monotonic()
+    r = kafka_tool("console-consumer", "--bootstrap-server", b.bootstrap, "--topic", topic,
+                   "--group", group, "--from-beginning", "--max-messages", "2", timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["r1", "r2"]
+    assert time.monotonic() - start < 10

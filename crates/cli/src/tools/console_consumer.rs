@@ -577,6 +577,16 @@ async fn matching_topics(admin: &Admin, regex: &Regex) -> Result<Vec<String>, Cl
     Ok(topics)
 }
 
+/// How long a stopping consumer lets an unfinished group join complete, so that it can leave.
+const JOIN_GRACE: Duration = Duration::from_secs(5);
+
+/// What ended a wait for records.
+enum Woke {
+    Polled(Result<Vec<ConsumerRecord>, ClientError>),
+    Deadline,
+    Signal,
+}
+
 /// Why reading stopped.
 enum Stop {
     /// Max messages, timeout, a signal, stdout closed: exit 0.
@@ -734,12 +744,30 @@ async fn execute(args: Args) -> ToolResult {
                         }
                         .min(Duration::from_secs(1));
                         let deadline = timeout.map(|t| waiting_since + t);
-                        let polled = tokio::select! {
-                            r = consumer.poll(chunk) => r,
-                            // A poll that is still joining the group does not end by itself.
-                            _ = sleep_until(deadline) => Ok(Vec::new()),
-                            _ = interrupt.recv() => break 'run Stop::Done,
-                            _ = terminate.recv() => break 'run Stop::Done,
+                        // Before the first assignment a poll may be joining the group.
+                        let joining = grouped && consumer.assignment().is_empty();
+                        let woke = {
+                            let poll = consumer.poll(chunk);
+                            tokio::pin!(poll);
+                            let woke = tokio::select! {
+                                r = &mut poll => Woke::Polled(r),
+                                // A poll that is joining the group does not end by itself.
+                                _ = sleep_until(deadline) => Woke::Deadline,
+                                _ = interrupt.recv() => Woke::Signal,
+                                _ = terminate.recv() => Woke::Signal,
+                            };
+                            if joining && !matches!(woke, Woke::Polled(_)) {
+                                // Dropping a join midway leaves a member the group waits for
+                                // until its session times out; let it finish (the broker's
+                                // initial rebalance delay is 3 s), so close() can leave.
+                                let _ = tokio::time::timeout(JOIN_GRACE, &mut poll).await;
+                            }
+                            woke
+                        };
+                        let polled = match woke {
+                            Woke::Polled(r) => r,
+                            Woke::Deadline => Ok(Vec::new()),
+                            Woke::Signal => break 'run Stop::Done,
                         };
                         match polled {
                             Ok(records) if !records.is_empty() => break records,
