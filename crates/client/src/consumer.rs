@@ -350,10 +350,15 @@ impl Consumer {
             m.heartbeat.abort();
             if self.config.group_instance_id.is_none() {
                 let req = LeaveGroupRequest::default()
-                    .with_group_id(GroupId(StrBytes::from_string(self.group()?.to_string())))
-                    .with_member_id(StrBytes::from_string(m.member_id.clone()))
-                    .with_members(vec![MemberIdentity::default()
-                        .with_member_id(StrBytes::from_string(m.member_id))]);
+                    .with_group_id(GroupId(StrBytes::from_string(self.group()?.to_string())));
+                // v3+ names the leaving members in a list, v0-2 in one field; a request that
+                // sets a field its version lacks cannot be encoded (and would not be sent).
+                let req = if m.coordinator.version(ApiKey::LeaveGroup, 5).unwrap_or(0) >= 3 {
+                    req.with_members(vec![MemberIdentity::default()
+                        .with_member_id(StrBytes::from_string(m.member_id))])
+                } else {
+                    req.with_member_id(StrBytes::from_string(m.member_id))
+                };
                 let _ = m
                     .coordinator
                     .send(RequestKind::LeaveGroup(req), ApiKey::LeaveGroup, 5)
