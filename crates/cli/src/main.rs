@@ -47,15 +47,17 @@ fn tools_help() -> String {
 fn main() -> anyhow::Result<()> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
     if let Some(first) = args.first().cloned() {
-        if let Some(tool) = tools::find(&first) {
+        if let Some((name, tool)) = tools::find(&first) {
             args.remove(0);
             // A tool piped into `head` should end quietly when the pipe closes, as Unix tools
             // and Kafka's do, not panic in println!: restore the default SIGPIPE action that
             // Rust's runtime replaced with "ignore".
             #[cfg(unix)]
-            // SAFETY: called before any thread is started; SIG_DFL is a valid action.
-            unsafe {
-                libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+            if !tools::HANDLES_CLOSED_STDOUT.contains(&name) {
+                // SAFETY: called before any thread is started; SIG_DFL is a valid action.
+                unsafe {
+                    libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+                }
             }
             std::process::exit(tool(args));
         }

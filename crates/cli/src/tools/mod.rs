@@ -70,11 +70,15 @@ pub const TOOLS: &[(&str, ToolMain, &str)] = &[
     ),
 ];
 
+/// Tools that notice a closed stdout themselves and end cleanly (the console consumer still prints
+/// its "Processed a total of N messages" and commits); every other tool simply ends on SIGPIPE.
+pub const HANDLES_CLOSED_STDOUT: &[&str] = &["kafka-console-consumer"];
+
 /// The tool called `name`: Kafka's script name with or without `kafka-` and `.sh`.
-pub fn find(name: &str) -> Option<ToolMain> {
+pub fn find(name: &str) -> Option<(&'static str, ToolMain)> {
     let base = name.strip_suffix(".sh").unwrap_or(name);
     TOOLS
         .iter()
         .find(|(n, _, _)| *n == base || n.strip_prefix("kafka-") == Some(base))
-        .map(|(_, f, _)| *f)
+        .map(|(n, f, _)| (*n, *f))
 }
