@@ -262,9 +262,6 @@ def test_seed_consumer_command_runs_until_sigterm_then_shuts_down(fast_broker):
     assert committed(fast_broker, group, topic, [0, 1]) == ends
 
 
-@pytest.mark.xfail(strict=True, reason="client bug: Consumer::close encodes LeaveGroup v5 with the "
-                   "v0-2 top-level member_id set, the encoder refuses it and close() ignores the "
-                   "error, so no LeaveGroup reaches the broker")
 def test_sigterm_leaves_the_group_at_once(fast_broker):
     topic, group = unique("vcl"), unique("vclg")
     create_topic(fast_broker, topic)
