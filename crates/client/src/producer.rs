@@ -484,10 +484,13 @@ impl BatchJob {
                 producer_epoch: epoch,
                 timestamp_type: TimestampType::Creation,
                 offset: i as i64,
+                // The encoder starts a new batch wherever `offset - sequence` changes, and takes
+                // the batch's base sequence from the first record: -1 (none) for a producer
+                // without idempotence, so the records count up from -1.
                 sequence: if self.producer.is_some() {
                     self.base_sequence.wrapping_add(i as i32) & i32::MAX
                 } else {
-                    -1
+                    (i as i32).wrapping_sub(1)
                 },
                 timestamp: p.timestamp,
                 key: p.record.key.clone(),
