@@ -104,11 +104,17 @@ impl Cluster {
 
     /// A connection to any broker: an existing one, or the first bootstrap server that answers.
     pub async fn any(&self) -> Result<Arc<Connection>, ClientError> {
-        if let Some(c) = self.connections.lock().await.values().next() {
+        if let Some(c) = self
+            .connections
+            .lock()
+            .await
+            .values()
+            .find(|c| !c.is_closed())
+        {
             return Ok(c.clone());
         }
         let mut boot = self.bootstrap.lock().await;
-        if let Some(c) = boot.as_ref() {
+        if let Some(c) = boot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
         let mut errors = Vec::new();
@@ -129,7 +135,14 @@ impl Cluster {
 
     /// The connection to a broker by node id (opened on first use from the metadata).
     pub async fn broker(&self, node_id: i32) -> Result<Arc<Connection>, ClientError> {
-        if let Some(c) = self.connections.lock().await.get(&node_id) {
+        // A connection the broker closed (or that failed) is replaced by a new one.
+        if let Some(c) = self
+            .connections
+            .lock()
+            .await
+            .get(&node_id)
+            .filter(|c| !c.is_closed())
+        {
             return Ok(c.clone());
         }
         // Bind the lookup first: a guard in a `match` scrutinee lives through the arms, and the
@@ -156,6 +169,19 @@ impl Cluster {
     /// The current metadata snapshot.
     pub async fn metadata(&self) -> Metadata {
         self.metadata.lock().await.clone()
+    }
+
+    /// The leader of a partition in the current snapshot, if it is known and has one (cheaper
+    /// than cloning the whole snapshot with [`Cluster::metadata`]).
+    pub async fn leader(&self, topic: &str, partition: i32) -> Option<i32> {
+        self.metadata
+            .lock()
+            .await
+            .topics
+            .get(topic)
+            .and_then(|t| t.partitions.iter().find(|p| p.partition == partition))
+            .map(|p| p.leader)
+            .filter(|l| *l >= 0)
     }
 
     /// Fetches metadata for some topics (`None` = all) and updates the snapshot.

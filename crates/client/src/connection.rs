@@ -3,6 +3,8 @@
 //! are negotiated once with ApiVersions.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use brook_protocol::frame::take_frame;
@@ -41,6 +43,32 @@ pub struct Connection {
     writer: Mutex<Writer>,
     versions: HashMap<i16, (i16, i16)>,
     timeout: Duration,
+    /// Set once the socket failed or the broker closed it: the connection is of no more use.
+    closed: Arc<AtomicBool>,
+}
+
+/// A request already written to the socket whose response has not been read yet (see
+/// [`Connection::send_pipelined`]).
+pub struct PendingResponse {
+    version: i16,
+    rx: oneshot::Receiver<Result<ResponseKind, ClientError>>,
+    wait: Duration,
+    addr: String,
+}
+
+impl PendingResponse {
+    /// Waits for the response (at most the connection's request timeout): the negotiated
+    /// version and the body.
+    pub async fn response(self) -> Result<(i16, ResponseKind), ClientError> {
+        match tokio::time::timeout(self.wait, self.rx).await {
+            Err(_) => Err(ClientError::Timeout(self.wait)),
+            Ok(Err(_)) => Err(ClientError::Connection {
+                addr: self.addr,
+                reason: "connection closed".into(),
+            }),
+            Ok(Ok(r)) => r.map(|body| (self.version, body)),
+        }
+    }
 }
 
 impl Connection {
@@ -60,7 +88,8 @@ impl Connection {
         let _ = sock.set_nodelay(true);
         let (read, write) = sock.into_split();
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(read_responses(addr.to_string(), read, rx));
+        let closed = Arc::new(AtomicBool::new(false));
+        tokio::spawn(read_responses(addr.to_string(), read, rx, closed.clone()));
         let mut conn = Connection {
             addr: addr.to_string(),
             client_id: client_id.to_string(),
@@ -71,6 +100,7 @@ impl Connection {
             }),
             versions: HashMap::new(),
             timeout,
+            closed,
         };
         let req = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("brook-client"))
@@ -105,8 +135,14 @@ impl Connection {
         Ok(conn)
     }
 
+    /// The broker's `host:port`.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// Whether the socket failed or the broker closed it (a new connection is needed).
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
     }
 
     /// The highest version both sides support, capped at `max` (the highest the caller handles).
@@ -187,6 +223,51 @@ impl Connection {
             .map_err(|e| self.closed(&e.to_string()))
     }
 
+    /// Writes a request at the negotiated version (at most `max`) and returns without waiting
+    /// for its response. Requests written in turn are answered in turn, so a caller that writes
+    /// one request after another keeps their order on the wire (a producer's batches).
+    pub async fn send_pipelined(
+        &self,
+        body: RequestKind,
+        key: ApiKey,
+        max: i16,
+    ) -> Result<PendingResponse, ClientError> {
+        let version = self.version(key, max)?;
+        let rx = self.write_request(body, key, version).await?;
+        Ok(PendingResponse {
+            version,
+            rx,
+            wait: self.timeout,
+            addr: self.addr.clone(),
+        })
+    }
+
+    /// Writes a request and registers it with the reader; the receiver gets its response.
+    async fn write_request(
+        &self,
+        body: RequestKind,
+        key: ApiKey,
+        version: i16,
+    ) -> Result<oneshot::Receiver<Result<ResponseKind, ClientError>>, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        let mut w = self.writer.lock().await;
+        let (correlation_id, frame) = self.next_frame(&mut w, &body, key, version)?;
+        let in_flight = InFlight {
+            correlation_id,
+            api_key: key,
+            version,
+            reply: tx,
+        };
+        w.in_flight
+            .send(in_flight)
+            .map_err(|_| self.closed("reader stopped"))?;
+        w.sock
+            .write_all(&frame)
+            .await
+            .map_err(|e| self.closed(&e.to_string()))?;
+        Ok(rx)
+    }
+
     async fn send_at(
         &self,
         body: RequestKind,
@@ -203,24 +284,7 @@ impl Connection {
         version: i16,
         wait: Duration,
     ) -> Result<ResponseKind, ClientError> {
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut w = self.writer.lock().await;
-            let (correlation_id, frame) = self.next_frame(&mut w, &body, key, version)?;
-            let in_flight = InFlight {
-                correlation_id,
-                api_key: key,
-                version,
-                reply: tx,
-            };
-            w.in_flight
-                .send(in_flight)
-                .map_err(|_| self.closed("reader stopped"))?;
-            w.sock
-                .write_all(&frame)
-                .await
-                .map_err(|e| self.closed(&e.to_string()))?;
-        }
+        let rx = self.write_request(body, key, version).await?;
         match tokio::time::timeout(wait, rx).await {
             Err(_) => Err(ClientError::Timeout(wait)),
             Ok(Err(_)) => Err(self.closed("connection closed")),
@@ -229,6 +293,7 @@ impl Connection {
     }
 
     fn closed(&self, reason: &str) -> ClientError {
+        self.closed.store(true, Ordering::Relaxed);
         ClientError::Connection {
             addr: self.addr.clone(),
             reason: reason.to_string(),
@@ -237,6 +302,16 @@ impl Connection {
 }
 
 async fn read_responses(
+    addr: String,
+    read: tokio::net::tcp::OwnedReadHalf,
+    in_flight: mpsc::UnboundedReceiver<InFlight>,
+    closed: Arc<AtomicBool>,
+) {
+    read_until_closed(addr, read, in_flight).await;
+    closed.store(true, Ordering::Relaxed);
+}
+
+async fn read_until_closed(
     addr: String,
     mut read: tokio::net::tcp::OwnedReadHalf,
     mut in_flight: mpsc::UnboundedReceiver<InFlight>,

@@ -27,6 +27,12 @@ pub enum ClientError {
     NoBroker(String),
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A producer's `send` waited `max.block.ms` for room in `buffer.memory` and got none.
+    #[error(
+        "failed to allocate memory within the configured max blocking time {} ms",
+        .0.as_millis()
+    )]
+    BufferExhausted(std::time::Duration),
 }
 
 impl ClientError {
@@ -36,6 +42,35 @@ impl ClientError {
             code,
             error: ResponseError::try_from_code(code),
             message,
+        }
+    }
+
+    /// The same error again, for each of several records that failed together (an I/O error's
+    /// source becomes its message, as `std::io::Error` cannot be cloned).
+    pub(crate) fn duplicate(&self) -> ClientError {
+        match self {
+            ClientError::Connect { addr, source } => ClientError::Connection {
+                addr: addr.clone(),
+                reason: source.to_string(),
+            },
+            ClientError::Connection { addr, reason } => ClientError::Connection {
+                addr: addr.clone(),
+                reason: reason.clone(),
+            },
+            ClientError::Timeout(d) => ClientError::Timeout(*d),
+            ClientError::Protocol(m) => ClientError::Protocol(m.clone()),
+            ClientError::Kafka {
+                code,
+                error,
+                message,
+            } => ClientError::Kafka {
+                code: *code,
+                error: *error,
+                message: message.clone(),
+            },
+            ClientError::NoBroker(m) => ClientError::NoBroker(m.clone()),
+            ClientError::Config(m) => ClientError::Config(m.clone()),
+            ClientError::BufferExhausted(d) => ClientError::BufferExhausted(*d),
         }
     }
 
