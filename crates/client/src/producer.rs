@@ -328,14 +328,23 @@ impl Producer {
             .map_err(|_| ClientError::BufferExhausted(self.config.max_block))?
             .map_err(|_| closed())?,
         };
+        // As the Java producer, the topic's metadata first (the broker may auto-create it).
+        let mut n = self.partition_count(&record.topic, false).await?;
+        if record.partition.is_some_and(|p| p >= n) {
+            // Partitions may have been added since the count was cached.
+            n = self.partition_count(&record.topic, true).await?;
+        }
         let partition = match record.partition {
-            Some(p) => p,
-            None => {
-                let n = self.partition_count(&record.topic).await?;
-                self.config
-                    .partitioner
-                    .partition(&record.topic, record.key.as_deref(), n)
+            Some(p) if p < 0 || p >= n => {
+                return Err(ClientError::Config(format!(
+                    "Invalid partition given with record: {p} is not in the range [0...{n})."
+                )))
             }
+            Some(p) => p,
+            None => self
+                .config
+                .partitioner
+                .partition(&record.topic, record.key.as_deref(), n),
         };
         let timestamp = record.timestamp.unwrap_or_else(now_ms);
         let pending = Pending {
@@ -365,14 +374,17 @@ impl Producer {
         Ok(())
     }
 
-    async fn partition_count(&self, topic: &str) -> Result<i32, ClientError> {
-        if let Some(n) = self
-            .partitions
-            .lock()
-            .ok()
-            .and_then(|p| p.get(topic).copied())
-        {
-            return Ok(n);
+    /// The topic's partition count: cached, or (`fresh`) from new metadata.
+    async fn partition_count(&self, topic: &str, fresh: bool) -> Result<i32, ClientError> {
+        if !fresh {
+            if let Some(n) = self
+                .partitions
+                .lock()
+                .ok()
+                .and_then(|p| p.get(topic).copied())
+            {
+                return Ok(n);
+            }
         }
         let md = self
             .cluster

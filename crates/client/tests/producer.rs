@@ -508,3 +508,24 @@ async fn a_record_over_max_request_size_fails_before_anything_is_sent() {
     assert_eq!(e.code(), Some(10), "{e}");
     assert!(e.to_string().contains("buffer.memory"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_explicit_partition_must_exist_and_a_new_topic_is_created() {
+    let b = TestBroker::start().await;
+    let producer = Producer::new(ProducerConfig::new(&b.bootstrap)).unwrap();
+    // An explicit partition of an unknown topic: the metadata request auto-creates it.
+    let mut r = ProducerRecord::new("fresh", None::<String>, Some("v"));
+    r.partition = Some(0);
+    let f = producer.send(r).await.unwrap();
+    producer.flush().await.unwrap();
+    assert_eq!(f.await.unwrap().offset, 0);
+    let mut r = ProducerRecord::new("fresh", None::<String>, Some("v"));
+    r.partition = Some(5);
+    let e = producer.send(r).await.unwrap().await.unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("Invalid partition given with record: 5 is not in the range [0...1)"),
+        "{e}"
+    );
+    b.stop().await;
+}
