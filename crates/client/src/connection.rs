@@ -11,9 +11,9 @@ use brook_protocol::frame::take_frame;
 use brook_protocol::kafka::messages::{
     ApiKey, ApiVersionsRequest, RequestHeader, RequestKind, ResponseKind,
 };
-use brook_protocol::kafka::protocol::StrBytes;
-use brook_protocol::request::{decode_response, encode_request};
-use bytes::{Bytes, BytesMut};
+use brook_protocol::kafka::protocol::{Encodable, StrBytes};
+use brook_protocol::request::decode_response;
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -34,6 +34,19 @@ struct Writer {
     sock: tokio::net::tcp::OwnedWriteHalf,
     next_correlation: i32,
     in_flight: mpsc::UnboundedSender<InFlight>,
+    /// Frame buffers written out, for the next frames.
+    spare: Vec<BytesMut>,
+}
+
+impl Writer {
+    /// Keeps a written frame's buffer for a later frame (a few, none huge).
+    fn recycle(&mut self, frame: Bytes) {
+        if let Ok(buf) = frame.try_into_mut() {
+            if self.spare.len() < 2 && buf.capacity() <= 16 << 20 {
+                self.spare.push(buf);
+            }
+        }
+    }
 }
 
 /// A connection to a broker.
@@ -97,6 +110,7 @@ impl Connection {
                 sock: write,
                 next_correlation: 0,
                 in_flight: tx,
+                spare: Vec::new(),
             }),
             versions: HashMap::new(),
             timeout,
@@ -202,9 +216,30 @@ impl Connection {
             .with_request_api_version(version)
             .with_correlation_id(w.next_correlation)
             .with_client_id(Some(StrBytes::from_string(self.client_id.clone())));
-        let frame =
-            encode_request(&header, body).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        Ok((w.next_correlation, frame))
+        // As `encode_request`, but into a buffer sized for the records up front (a reused one
+        // when there is one): growing a large frame step by step copies it again and again, and
+        // fresh large allocations cost a page fault per page.
+        let records: usize = match body {
+            RequestKind::Produce(r) => r
+                .topic_data
+                .iter()
+                .flat_map(|t| &t.partition_data)
+                .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+                .sum(),
+            _ => 0,
+        };
+        let mut buf = w.spare.pop().unwrap_or_default();
+        buf.clear();
+        buf.reserve(records + 256);
+        buf.put_i32(0);
+        header
+            .encode(&mut buf, key.request_header_version(version))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        body.encode(&mut buf, version)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let size = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+        Ok((w.next_correlation, buf.freeze()))
     }
 
     /// Sends a request the broker does not answer (Produce with acks=0).
@@ -220,7 +255,9 @@ impl Connection {
         w.sock
             .write_all(&frame)
             .await
-            .map_err(|e| self.closed(&e.to_string()))
+            .map_err(|e| self.closed(&e.to_string()))?;
+        w.recycle(frame);
+        Ok(())
     }
 
     /// Writes a request at the negotiated version (at most `max`) and returns without waiting
@@ -265,6 +302,7 @@ impl Connection {
             .write_all(&frame)
             .await
             .map_err(|e| self.closed(&e.to_string()))?;
+        w.recycle(frame);
         Ok(rx)
     }
 

@@ -353,7 +353,7 @@ impl Producer {
             reply,
             enqueued: Instant::now(),
             size,
-            _memory: memory,
+            memory: Some(memory),
         };
         let wake = {
             let mut acc = self.shared.lock();
@@ -439,7 +439,9 @@ struct Pending {
     reply: Reply,
     enqueued: Instant,
     size: usize,
-    _memory: OwnedSemaphorePermit,
+    /// Its share of `buffer.memory`; merged into its batch's when it is batched (one release
+    /// per batch instead of one per record).
+    memory: Option<OwnedSemaphorePermit>,
 }
 
 /// The producer id and epoch a batch is sent under (None without idempotence).
@@ -456,6 +458,8 @@ struct Batch {
     retry_at: Instant,
     /// The encoded batch and the producer id, epoch and sequence it was encoded with.
     encoded: Option<(ProducerIdentity, u64, Bytes)>,
+    /// Its records' share of `buffer.memory`, given back when the batch is dropped.
+    _memory: Option<OwnedSemaphorePermit>,
 }
 
 impl Batch {
@@ -554,6 +558,20 @@ struct Accumulator {
     reset_pending: bool,
     /// Batches in flight, all partitions.
     in_flight: usize,
+    /// Buffers of acknowledged batches, to encode the next ones in.
+    buffers: Vec<BytesMut>,
+}
+
+/// Keeps an acknowledged batch's buffer to encode a later batch in (fresh large buffers cost a
+/// page fault per page).
+fn recycle(buffers: &mut Vec<BytesMut>, encoded: Option<(ProducerIdentity, u64, Bytes)>) {
+    if let Some((_, _, bytes)) = encoded {
+        if let Ok(buf) = bytes.try_into_mut() {
+            if buffers.len() < 8 && buf.capacity() <= 16 << 20 {
+                buffers.push(buf);
+            }
+        }
+    }
 }
 
 /// What the sender does next.
@@ -713,12 +731,19 @@ impl Accumulator {
         let q = &mut self.queues[i];
         let mut records = Vec::new();
         let mut size = 0;
+        let mut memory: Option<OwnedSemaphorePermit> = None;
         while let Some(p) = q.records.front() {
             if !records.is_empty() && (size + p.size > limit || size + p.size > max_request) {
                 break;
             }
             size += p.size;
-            if let Some(p) = q.records.pop_front() {
+            if let Some(mut p) = q.records.pop_front() {
+                if let Some(m) = p.memory.take() {
+                    match &mut memory {
+                        Some(all) => all.merge(m),
+                        None => memory = Some(m),
+                    }
+                }
                 records.push(p);
             }
         }
@@ -733,6 +758,7 @@ impl Accumulator {
             created,
             retry_at: now,
             encoded: None,
+            _memory: memory,
         }
     }
 
@@ -810,6 +836,7 @@ impl Accumulator {
         q.in_flight += 1;
         let (written, next_write) = oneshot::channel();
         let after = q.last_write.replace(next_write);
+        let buffer = self.buffers.pop();
         let flight = Flight {
             topic: q.topic.clone(),
             partition: q.partition,
@@ -820,7 +847,7 @@ impl Accumulator {
         let done = done.clone();
         tokio::spawn(async move {
             let mut batch = batch;
-            let result = flight.send(&mut batch, after, written).await;
+            let result = flight.send(&mut batch, after, written, buffer).await;
             let _ = done.send(Done {
                 queue: i,
                 batch,
@@ -844,6 +871,7 @@ impl Accumulator {
         let error = match result {
             Ok((base_offset, append_time)) => {
                 q.acked = q.acked.max(batch.sequence + batch.records.len() as u64);
+                recycle(&mut self.buffers, batch.encoded.take());
                 batch.complete(&q.topic, q.partition, base_offset, append_time);
                 return;
             }
@@ -853,6 +881,7 @@ impl Accumulator {
         if code == Some(DUPLICATE_SEQUENCE_NUMBER) && idempotent {
             // The broker has it already (Java's producer counts this a success, offset unknown).
             q.acked = q.acked.max(batch.sequence + batch.records.len() as u64);
+            recycle(&mut self.buffers, batch.encoded.take());
             batch.complete(&q.topic, q.partition, -1, -1);
             return;
         }
@@ -1000,7 +1029,7 @@ fn wire_sequence(sequence: u64) -> i32 {
 }
 
 impl Flight {
-    fn encode(&self, batch: &Batch) -> Result<Bytes, ClientError> {
+    fn encode(&self, batch: &Batch, buffer: Option<BytesMut>) -> Result<Bytes, ClientError> {
         let (pid, epoch) = self.producer.unwrap_or((-1, -1));
         let base = wire_sequence(batch.sequence);
         let records: Vec<Record> = batch
@@ -1035,9 +1064,9 @@ impl Flight {
                     .collect::<IndexMap<_, _>>(),
             })
             .collect();
-        let mut buf = BytesMut::with_capacity(
-            BATCH_OVERHEAD + batch.records.iter().map(|p| p.size).sum::<usize>(),
-        );
+        let mut buf = buffer.unwrap_or_default();
+        buf.clear();
+        buf.reserve(BATCH_OVERHEAD + batch.records.iter().map(|p| p.size).sum::<usize>());
         RecordBatchEncoder::encode(
             &mut buf,
             &records,
@@ -1058,6 +1087,7 @@ impl Flight {
         batch: &mut Batch,
         after: Option<oneshot::Receiver<()>>,
         written: oneshot::Sender<()>,
+        buffer: Option<BytesMut>,
     ) -> Result<(i64, i64), ClientError> {
         let bytes = match &batch.encoded {
             Some((producer, sequence, bytes))
@@ -1066,7 +1096,7 @@ impl Flight {
                 bytes.clone()
             }
             _ => {
-                let bytes = self.encode(batch)?;
+                let bytes = self.encode(batch, buffer)?;
                 batch.encoded = Some((self.producer, batch.sequence, bytes.clone()));
                 bytes
             }
