@@ -20,16 +20,13 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use brook_protocol::kafka::indexmap::IndexMap;
 use brook_protocol::kafka::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use brook_protocol::kafka::messages::{
     ApiKey, InitProducerIdRequest, ProduceRequest, ProducerId, RequestKind, ResponseKind, TopicName,
 };
 use brook_protocol::kafka::protocol::StrBytes;
-use brook_protocol::kafka::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
-use bytes::{Bytes, BytesMut};
+use brook_protocol::kafka::records::Compression;
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 
 use crate::cluster::{ClientConfig, Cluster};
@@ -1023,59 +1020,114 @@ struct Flight {
     cluster: Arc<Cluster>,
 }
 
+/// Writes a zigzag varint (Kafka's varint and varlong).
+fn put_varint(out: &mut BytesMut, v: i64) {
+    let mut z = ((v << 1) ^ (v >> 63)) as u64;
+    while z >= 0x80 {
+        out.put_u8(z as u8 | 0x80);
+        z >>= 7;
+    }
+    out.put_u8(z as u8);
+}
+
+/// The records of a batch (magic 2): each one's length, attributes, timestamp and offset
+/// deltas, key, value and headers (in order, repeats kept).
+fn write_records(out: &mut BytesMut, records: &[Pending], base_ts: i64) {
+    fn field_len(b: Option<&[u8]>) -> usize {
+        b.map_or(1, |b| varint_len(b.len() as i64) + b.len())
+    }
+    fn put_field(out: &mut BytesMut, b: Option<&[u8]>) {
+        match b {
+            Some(b) => {
+                put_varint(out, b.len() as i64);
+                out.put_slice(b);
+            }
+            None => put_varint(out, -1),
+        }
+    }
+    for (i, p) in records.iter().enumerate() {
+        let r = &p.record;
+        let delta = p.timestamp - base_ts;
+        let headers: usize = r
+            .headers
+            .iter()
+            .map(|(k, v)| field_len(Some(k.as_bytes())) + field_len(v.as_deref()))
+            .sum();
+        let body = 1
+            + varint_len(delta)
+            + varint_len(i as i64)
+            + field_len(r.key.as_deref())
+            + field_len(r.value.as_deref())
+            + varint_len(r.headers.len() as i64)
+            + headers;
+        put_varint(out, body as i64);
+        out.put_i8(0); // attributes
+        put_varint(out, delta);
+        put_varint(out, i as i64);
+        put_field(out, r.key.as_deref());
+        put_field(out, r.value.as_deref());
+        put_varint(out, r.headers.len() as i64);
+        for (k, v) in &r.headers {
+            put_field(out, Some(k.as_bytes()));
+            put_field(out, v.as_deref());
+        }
+    }
+}
+
 /// The wire value of a sequence (Kafka's wrap past `i32::MAX` to 0).
 fn wire_sequence(sequence: u64) -> i32 {
     (sequence & i32::MAX as u64) as i32
 }
 
 impl Flight {
+    /// The batch in Kafka's record batch format (magic 2), written here rather than through
+    /// `kafka-protocol`'s encoder, whose headers are a map: a record may repeat a header name.
     fn encode(&self, batch: &Batch, buffer: Option<BytesMut>) -> Result<Bytes, ClientError> {
+        use brook_protocol::kafka::compression::{self as codec, Compressor};
         let (pid, epoch) = self.producer.unwrap_or((-1, -1));
-        let base = wire_sequence(batch.sequence);
-        let records: Vec<Record> = batch
-            .records
-            .iter()
-            .enumerate()
-            .map(|(i, p)| Record {
-                transactional: false,
-                control: false,
-                delete_horizon: false,
-                partition_leader_epoch: -1,
-                producer_id: pid,
-                producer_epoch: epoch,
-                timestamp_type: TimestampType::Creation,
-                offset: i as i64,
-                // The encoder starts a new batch wherever `offset - sequence` changes, and takes
-                // the batch's base sequence from the first record: -1 (none) for a producer
-                // without idempotence, so the records count up from -1.
-                sequence: if self.producer.is_some() {
-                    base.wrapping_add(i as i32)
-                } else {
-                    (i as i32).wrapping_sub(1)
-                },
-                timestamp: p.timestamp,
-                key: p.record.key.clone(),
-                value: p.record.value.clone(),
-                headers: p
-                    .record
-                    .headers
-                    .iter()
-                    .map(|(k, v)| (StrBytes::from_string(k.clone()), v.clone()))
-                    .collect::<IndexMap<_, _>>(),
-            })
-            .collect();
+        let base_sequence = match self.producer {
+            Some(_) => wire_sequence(batch.sequence),
+            None => -1,
+        };
+        let records = &batch.records;
+        let base_ts = records.iter().map(|p| p.timestamp).min().unwrap_or(0);
+        let max_ts = records.iter().map(|p| p.timestamp).max().unwrap_or(0);
         let mut buf = buffer.unwrap_or_default();
         buf.clear();
-        buf.reserve(BATCH_OVERHEAD + batch.records.iter().map(|p| p.size).sum::<usize>());
-        RecordBatchEncoder::encode(
-            &mut buf,
-            &records,
-            &RecordEncodeOptions {
-                version: 2,
-                compression: self.config.compression,
-            },
-        )
-        .map_err(|e| ClientError::Protocol(format!("cannot encode batch: {e}")))?;
+        buf.reserve(BATCH_OVERHEAD + records.iter().map(|p| p.size).sum::<usize>());
+        buf.put_i64(0); // base offset
+        buf.put_i32(0); // batch length, below
+        buf.put_i32(-1); // partition leader epoch
+        buf.put_i8(2); // magic
+        buf.put_u32(0); // CRC, below
+        let crc_from = buf.len();
+        buf.put_i16(self.config.compression as i16); // attributes: the codec
+        buf.put_i32(records.len() as i32 - 1); // last offset delta
+        buf.put_i64(base_ts);
+        buf.put_i64(max_ts);
+        buf.put_i64(pid);
+        buf.put_i16(epoch);
+        buf.put_i32(base_sequence);
+        buf.put_i32(records.len() as i32);
+        let write = |out: &mut BytesMut| {
+            write_records(out, records, base_ts);
+            Ok(())
+        };
+        match self.config.compression {
+            Compression::None => {
+                write_records(&mut buf, records, base_ts);
+                Ok(())
+            }
+            Compression::Gzip => codec::Gzip::compress(&mut buf, write),
+            Compression::Snappy => codec::Snappy::compress(&mut buf, write),
+            Compression::Lz4 => codec::Lz4::compress(&mut buf, write),
+            Compression::Zstd => codec::Zstd::compress(&mut buf, write),
+        }
+        .map_err(|e| ClientError::Protocol(format!("cannot compress batch: {e}")))?;
+        let length = (buf.len() - 12) as i32;
+        buf[8..12].copy_from_slice(&length.to_be_bytes());
+        let crc = crc32c::crc32c(&buf[crc_from..]);
+        buf[17..21].copy_from_slice(&crc.to_be_bytes());
         Ok(buf.freeze())
     }
 

@@ -529,3 +529,33 @@ async fn an_explicit_partition_must_exist_and_a_new_topic_is_created() {
     );
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repeated_header_names_and_nulls_reach_librdkafka_as_sent() {
+    let b = TestBroker::start().await;
+    for codec in [Compression::None, Compression::Zstd] {
+        let topic = format!("headers-{codec:?}");
+        let mut config = ProducerConfig::new(&b.bootstrap);
+        config.compression = codec;
+        let producer = Producer::new(config).unwrap();
+        let mut r = ProducerRecord::new(&topic, Some("k"), None::<String>);
+        r.headers = vec![
+            ("a".into(), Some("x".into())),
+            ("a".into(), Some("y".into())),
+            ("b".into(), Some("".into())),
+        ];
+        r.timestamp = Some(-1_000); // before 1970: a negative timestamp delta is fine too
+        let mut r2 = ProducerRecord::new(&topic, None::<String>, Some("v"));
+        r2.timestamp = Some(1_700_000_000_000);
+        let f = producer.send(r).await.unwrap();
+        let f2 = producer.send(r2).await.unwrap();
+        producer.flush().await.unwrap();
+        f.await.unwrap();
+        f2.await.unwrap();
+        let read = kcat_consume(&b.bootstrap, &topic);
+        assert_eq!(read[0].0, "k");
+        assert_eq!(read[0].4, "a=x,a=y,b=", "{codec:?}");
+        assert_eq!(read[1].5, 1_700_000_000_000);
+    }
+    b.stop().await;
+}
