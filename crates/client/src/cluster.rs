@@ -28,6 +28,7 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// Defaults (client id `brook-client`, request timeout 30 s) for `bootstrap` (`host:port` entries, comma- or space-separated).
     pub fn new(bootstrap: &str) -> ClientConfig {
         ClientConfig {
             bootstrap_servers: bootstrap
@@ -45,44 +46,64 @@ impl ClientConfig {
 /// A partition's place in the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionInfo {
+    /// The partition's index.
     pub partition: i32,
+    /// The leader's node id (-1: none).
     pub leader: i32,
+    /// The leader epoch.
     pub leader_epoch: i32,
+    /// Node ids of its replicas.
     pub replicas: Vec<i32>,
+    /// Node ids of its in-sync replicas.
     pub isr: Vec<i32>,
+    /// The partition's error code (0: none).
     pub error_code: i16,
 }
 
 /// A topic's metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicInfo {
+    /// The topic's name.
     pub name: String,
+    /// The topic's id.
     pub topic_id: Uuid,
+    /// Whether it is an internal topic (`__consumer_offsets`).
     pub is_internal: bool,
+    /// Its partitions.
     pub partitions: Vec<PartitionInfo>,
+    /// The topic's error code (0: none; 3: unknown topic).
     pub error_code: i16,
 }
 
 /// A broker's address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerInfo {
+    /// The broker's node id.
     pub node_id: i32,
+    /// Its advertised host.
     pub host: String,
+    /// Its advertised port.
     pub port: i32,
+    /// Its rack, if configured.
     pub rack: Option<String>,
 }
 
 /// A metadata snapshot.
 #[derive(Debug, Clone, Default)]
 pub struct Metadata {
+    /// The cluster's id.
     pub cluster_id: Option<String>,
+    /// The node id of the active controller.
     pub controller_id: i32,
+    /// The brokers by node id.
     pub brokers: BTreeMap<i32, BrokerInfo>,
+    /// The topics fetched so far, by name.
     pub topics: BTreeMap<String, TopicInfo>,
 }
 
 /// Connections and metadata for one cluster.
 pub struct Cluster {
+    /// The settings it was made with.
     pub config: ClientConfig,
     connections: Mutex<HashMap<i32, Arc<Connection>>>,
     bootstrap: Mutex<Option<Arc<Connection>>>,
@@ -90,6 +111,7 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// A cluster reached through the config's bootstrap servers (no connection is made yet).
     pub fn new(config: ClientConfig) -> Result<Cluster, ClientError> {
         if config.bootstrap_servers.is_empty() {
             return Err(ClientError::Config("bootstrap.servers is empty".into()));
