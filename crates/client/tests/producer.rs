@@ -559,3 +559,32 @@ async fn repeated_header_names_and_nulls_reach_librdkafka_as_sent() {
     }
     b.stop().await;
 }
+
+#[test]
+fn memory_in_flight_and_request_size_come_from_kafkas_property_names() {
+    let props = [
+        ("bootstrap.servers", "a:1"),
+        ("buffer.memory", "1000"),
+        ("max.block.ms", "5"),
+        ("max.request.size", "2000"),
+        ("max.in.flight.requests.per.connection", "3"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let c = ProducerConfig::from_properties(props).unwrap();
+    assert_eq!(c.buffer_memory, 1000);
+    assert_eq!(c.max_block, std::time::Duration::from_millis(5));
+    assert_eq!(c.max_request_size, 2000);
+    assert_eq!(c.max_in_flight, 3);
+    let d = ProducerConfig::new("a:1");
+    assert_eq!(
+        (
+            d.buffer_memory,
+            d.max_block.as_millis(),
+            d.max_request_size,
+            d.max_in_flight
+        ),
+        (33_554_432, 60_000, 1_048_576, 5)
+    );
+}
