@@ -261,6 +261,9 @@ mod proxy {
                     s.batches.lock().unwrap().push((seq, count));
                     if n == s.corrupt.load(Ordering::SeqCst) {
                         frame[p + 70] ^= 0xff; // inside the first record: the CRC no longer holds
+                                               // Held back a moment, so that the client has written the batches after
+                                               // it by the time it reaches the broker (they follow it in order).
+                        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                     }
                 }
                 cut = n == s.cut_after.load(Ordering::SeqCst);
