@@ -591,3 +591,18 @@ fn memory_in_flight_and_request_size_come_from_kafkas_property_names() {
         (33_554_432, 60_000, 1_048_576, 5)
     );
 }
+
+#[test]
+fn producer_futures_can_be_spawned() {
+    fn send_future<T: Send>(_: &T) {}
+    fn shared<T: Send + Sync>() {}
+    shared::<Producer>();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(async {
+        let p = Producer::new(ProducerConfig::new("127.0.0.1:1")).unwrap();
+        let f = p.send(ProducerRecord::new("t", None::<String>, Some("v")));
+        send_future(&f);
+        let flush = p.flush();
+        send_future(&flush);
+    });
+}
