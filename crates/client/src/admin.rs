@@ -33,15 +33,18 @@ pub(crate) fn tn(v: impl Into<String>) -> TopicName {
 /// A topic to create.
 #[derive(Debug, Clone)]
 pub struct NewTopic {
+    /// The topic's name.
     pub name: String,
     /// -1: the broker's num.partitions.
     pub partitions: i32,
     /// -1: the broker's default.replication.factor.
     pub replication_factor: i16,
+    /// Topic configs (`cleanup.policy`, `retention.ms`, ...) set at creation.
     pub configs: BTreeMap<String, String>,
 }
 
 impl NewTopic {
+    /// A topic with `partitions` partitions of `replication_factor` replicas each (-1 for either: the broker's default).
     pub fn new(name: impl Into<String>, partitions: i32, replication_factor: i16) -> NewTopic {
         NewTopic {
             name: name.into(),
@@ -50,6 +53,7 @@ impl NewTopic {
             configs: BTreeMap::new(),
         }
     }
+    /// Adds a topic config.
     pub fn config(mut self, key: impl Into<String>, value: impl Into<String>) -> NewTopic {
         self.configs.insert(key.into(), value.into());
         self
@@ -59,7 +63,9 @@ impl NewTopic {
 /// What a config request is about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ConfigResource {
+    /// A topic's configs, by topic name.
     Topic(String),
+    /// A broker's configs, by node id (as a string; empty for the cluster-wide defaults).
     Broker(String),
 }
 
@@ -75,12 +81,19 @@ impl ConfigResource {
 /// Where a config value comes from (DescribeConfigs' config source).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ConfigSource {
+    /// The broker did not say.
     Unknown,
+    /// Set on the topic.
     DynamicTopic,
+    /// Set dynamically for this broker.
     DynamicBroker,
+    /// Set dynamically as the default for all brokers.
     DynamicDefaultBroker,
+    /// From the broker's properties file.
     StaticBroker,
+    /// Kafka's default.
     Default,
+    /// A source code this client does not know.
     Other(i8),
 }
 
@@ -101,27 +114,39 @@ impl From<i8> for ConfigSource {
 /// One described config.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigEntry {
+    /// The config's name.
     pub name: String,
+    /// Its value (None when it is sensitive or unset).
     pub value: Option<String>,
+    /// Where the value comes from.
     pub source: ConfigSource,
+    /// Whether it cannot be changed.
     pub read_only: bool,
+    /// Whether its value is hidden (passwords).
     pub sensitive: bool,
 }
 
 /// An incremental config change (IncrementalAlterConfigs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AlterConfigOp {
+    /// Sets a config to a value.
     Set(String, String),
+    /// Removes a config (back to its default).
     Delete(String),
+    /// Appends to a list config.
     Append(String, String),
+    /// Removes from a list config.
     Subtract(String, String),
 }
 
 /// Which offset ListOffsets asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OffsetSpec {
+    /// The first offset (log start).
     Earliest,
+    /// The next offset to be written (log end, or the last stable offset).
     Latest,
+    /// The offset of the record with the highest timestamp.
     MaxTimestamp,
     /// The first offset whose timestamp is at or after this (ms since the epoch).
     Timestamp(i64),
@@ -141,16 +166,22 @@ impl OffsetSpec {
 /// A ListOffsets answer: offset -1 when no record matches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ListedOffset {
+    /// The offset found (-1 if none).
     pub offset: i64,
+    /// The timestamp of the record at that offset (-1 if not known).
     pub timestamp: i64,
+    /// The leader epoch of that record (-1 if not known).
     pub leader_epoch: i32,
 }
 
 /// The cluster as DescribeCluster reports it.
 #[derive(Debug, Clone)]
 pub struct ClusterDescription {
+    /// The cluster's id.
     pub cluster_id: String,
+    /// The node id of the active controller.
     pub controller_id: i32,
+    /// The brokers.
     pub brokers: Vec<BrokerInfo>,
 }
 
@@ -162,12 +193,14 @@ pub struct Admin {
 type PerTopic<T> = Vec<(String, Result<T, ClientError>)>;
 
 impl Admin {
+    /// An admin client for the cluster (no connection is made until the first request).
     pub fn new(config: ClientConfig) -> Result<Admin, ClientError> {
         Ok(Admin {
             cluster: Cluster::new(config)?,
         })
     }
 
+    /// The cluster metadata and connections it uses.
     pub fn cluster(&self) -> &Cluster {
         &self.cluster
     }

@@ -28,6 +28,7 @@ pub struct ClientConfig {
 }
 
 impl ClientConfig {
+    /// Defaults (client id `brook-client`, request timeout 30 s) for `bootstrap` (`host:port` entries, comma- or space-separated).
     pub fn new(bootstrap: &str) -> ClientConfig {
         ClientConfig {
             bootstrap_servers: bootstrap
@@ -45,44 +46,64 @@ impl ClientConfig {
 /// A partition's place in the cluster.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionInfo {
+    /// The partition's index.
     pub partition: i32,
+    /// The leader's node id (-1: none).
     pub leader: i32,
+    /// The leader epoch.
     pub leader_epoch: i32,
+    /// Node ids of its replicas.
     pub replicas: Vec<i32>,
+    /// Node ids of its in-sync replicas.
     pub isr: Vec<i32>,
+    /// The partition's error code (0: none).
     pub error_code: i16,
 }
 
 /// A topic's metadata.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicInfo {
+    /// The topic's name.
     pub name: String,
+    /// The topic's id.
     pub topic_id: Uuid,
+    /// Whether it is an internal topic (`__consumer_offsets`).
     pub is_internal: bool,
+    /// Its partitions.
     pub partitions: Vec<PartitionInfo>,
+    /// The topic's error code (0: none; 3: unknown topic).
     pub error_code: i16,
 }
 
 /// A broker's address.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BrokerInfo {
+    /// The broker's node id.
     pub node_id: i32,
+    /// Its advertised host.
     pub host: String,
+    /// Its advertised port.
     pub port: i32,
+    /// Its rack, if configured.
     pub rack: Option<String>,
 }
 
 /// A metadata snapshot.
 #[derive(Debug, Clone, Default)]
 pub struct Metadata {
+    /// The cluster's id.
     pub cluster_id: Option<String>,
+    /// The node id of the active controller.
     pub controller_id: i32,
+    /// The brokers by node id.
     pub brokers: BTreeMap<i32, BrokerInfo>,
+    /// The topics fetched so far, by name.
     pub topics: BTreeMap<String, TopicInfo>,
 }
 
 /// Connections and metadata for one cluster.
 pub struct Cluster {
+    /// The settings it was made with.
     pub config: ClientConfig,
     connections: Mutex<HashMap<i32, Arc<Connection>>>,
     bootstrap: Mutex<Option<Arc<Connection>>>,
@@ -90,6 +111,7 @@ pub struct Cluster {
 }
 
 impl Cluster {
+    /// A cluster reached through the config's bootstrap servers (no connection is made yet).
     pub fn new(config: ClientConfig) -> Result<Cluster, ClientError> {
         if config.bootstrap_servers.is_empty() {
             return Err(ClientError::Config("bootstrap.servers is empty".into()));
@@ -104,11 +126,17 @@ impl Cluster {
 
     /// A connection to any broker: an existing one, or the first bootstrap server that answers.
     pub async fn any(&self) -> Result<Arc<Connection>, ClientError> {
-        if let Some(c) = self.connections.lock().await.values().next() {
+        if let Some(c) = self
+            .connections
+            .lock()
+            .await
+            .values()
+            .find(|c| !c.is_closed())
+        {
             return Ok(c.clone());
         }
         let mut boot = self.bootstrap.lock().await;
-        if let Some(c) = boot.as_ref() {
+        if let Some(c) = boot.as_ref().filter(|c| !c.is_closed()) {
             return Ok(c.clone());
         }
         let mut errors = Vec::new();
@@ -129,7 +157,14 @@ impl Cluster {
 
     /// The connection to a broker by node id (opened on first use from the metadata).
     pub async fn broker(&self, node_id: i32) -> Result<Arc<Connection>, ClientError> {
-        if let Some(c) = self.connections.lock().await.get(&node_id) {
+        // A connection the broker closed (or that failed) is replaced by a new one.
+        if let Some(c) = self
+            .connections
+            .lock()
+            .await
+            .get(&node_id)
+            .filter(|c| !c.is_closed())
+        {
             return Ok(c.clone());
         }
         // Bind the lookup first: a guard in a `match` scrutinee lives through the arms, and the
@@ -156,6 +191,19 @@ impl Cluster {
     /// The current metadata snapshot.
     pub async fn metadata(&self) -> Metadata {
         self.metadata.lock().await.clone()
+    }
+
+    /// The leader of a partition in the current snapshot, if it is known and has one (cheaper
+    /// than cloning the whole snapshot with [`Cluster::metadata`]).
+    pub async fn leader(&self, topic: &str, partition: i32) -> Option<i32> {
+        self.metadata
+            .lock()
+            .await
+            .topics
+            .get(topic)
+            .and_then(|t| t.partitions.iter().find(|p| p.partition == partition))
+            .map(|p| p.leader)
+            .filter(|l| *l >= 0)
     }
 
     /// Fetches metadata for some topics (`None` = all) and updates the snapshot.

@@ -3,15 +3,17 @@
 //! are negotiated once with ApiVersions.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use brook_protocol::frame::take_frame;
 use brook_protocol::kafka::messages::{
     ApiKey, ApiVersionsRequest, RequestHeader, RequestKind, ResponseKind,
 };
-use brook_protocol::kafka::protocol::StrBytes;
-use brook_protocol::request::{decode_response, encode_request};
-use bytes::{Bytes, BytesMut};
+use brook_protocol::kafka::protocol::{Encodable, StrBytes};
+use brook_protocol::request::decode_response;
+use bytes::{BufMut, Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, Mutex};
@@ -32,6 +34,19 @@ struct Writer {
     sock: tokio::net::tcp::OwnedWriteHalf,
     next_correlation: i32,
     in_flight: mpsc::UnboundedSender<InFlight>,
+    /// Frame buffers written out, for the next frames.
+    spare: Vec<BytesMut>,
+}
+
+impl Writer {
+    /// Keeps a written frame's buffer for a later frame (a few, none huge).
+    fn recycle(&mut self, frame: Bytes) {
+        if let Ok(buf) = frame.try_into_mut() {
+            if self.spare.len() < 2 && buf.capacity() <= 16 << 20 {
+                self.spare.push(buf);
+            }
+        }
+    }
 }
 
 /// A connection to a broker.
@@ -41,6 +56,32 @@ pub struct Connection {
     writer: Mutex<Writer>,
     versions: HashMap<i16, (i16, i16)>,
     timeout: Duration,
+    /// Set once the socket failed or the broker closed it: the connection is of no more use.
+    closed: Arc<AtomicBool>,
+}
+
+/// A request already written to the socket whose response has not been read yet (see
+/// [`Connection::send_pipelined`]).
+pub struct PendingResponse {
+    version: i16,
+    rx: oneshot::Receiver<Result<ResponseKind, ClientError>>,
+    wait: Duration,
+    addr: String,
+}
+
+impl PendingResponse {
+    /// Waits for the response (at most the connection's request timeout): the negotiated
+    /// version and the body.
+    pub async fn response(self) -> Result<(i16, ResponseKind), ClientError> {
+        match tokio::time::timeout(self.wait, self.rx).await {
+            Err(_) => Err(ClientError::Timeout(self.wait)),
+            Ok(Err(_)) => Err(ClientError::Connection {
+                addr: self.addr,
+                reason: "connection closed".into(),
+            }),
+            Ok(Ok(r)) => r.map(|body| (self.version, body)),
+        }
+    }
 }
 
 impl Connection {
@@ -60,7 +101,8 @@ impl Connection {
         let _ = sock.set_nodelay(true);
         let (read, write) = sock.into_split();
         let (tx, rx) = mpsc::unbounded_channel();
-        tokio::spawn(read_responses(addr.to_string(), read, rx));
+        let closed = Arc::new(AtomicBool::new(false));
+        tokio::spawn(read_responses(addr.to_string(), read, rx, closed.clone()));
         let mut conn = Connection {
             addr: addr.to_string(),
             client_id: client_id.to_string(),
@@ -68,9 +110,11 @@ impl Connection {
                 sock: write,
                 next_correlation: 0,
                 in_flight: tx,
+                spare: Vec::new(),
             }),
             versions: HashMap::new(),
             timeout,
+            closed,
         };
         let req = ApiVersionsRequest::default()
             .with_client_software_name(StrBytes::from_static_str("brook-client"))
@@ -105,8 +149,14 @@ impl Connection {
         Ok(conn)
     }
 
+    /// The broker's `host:port`.
     pub fn addr(&self) -> &str {
         &self.addr
+    }
+
+    /// Whether the socket failed or the broker closed it (a new connection is needed).
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
     }
 
     /// The highest version both sides support, capped at `max` (the highest the caller handles).
@@ -166,9 +216,30 @@ impl Connection {
             .with_request_api_version(version)
             .with_correlation_id(w.next_correlation)
             .with_client_id(Some(StrBytes::from_string(self.client_id.clone())));
-        let frame =
-            encode_request(&header, body).map_err(|e| ClientError::Protocol(e.to_string()))?;
-        Ok((w.next_correlation, frame))
+        // As `encode_request`, but into a buffer sized for the records up front (a reused one
+        // when there is one): growing a large frame step by step copies it again and again, and
+        // fresh large allocations cost a page fault per page.
+        let records: usize = match body {
+            RequestKind::Produce(r) => r
+                .topic_data
+                .iter()
+                .flat_map(|t| &t.partition_data)
+                .map(|p| p.records.as_ref().map_or(0, |r| r.len()))
+                .sum(),
+            _ => 0,
+        };
+        let mut buf = w.spare.pop().unwrap_or_default();
+        buf.clear();
+        buf.reserve(records + 256);
+        buf.put_i32(0);
+        header
+            .encode(&mut buf, key.request_header_version(version))
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        body.encode(&mut buf, version)
+            .map_err(|e| ClientError::Protocol(e.to_string()))?;
+        let size = (buf.len() - 4) as i32;
+        buf[..4].copy_from_slice(&size.to_be_bytes());
+        Ok((w.next_correlation, buf.freeze()))
     }
 
     /// Sends a request the broker does not answer (Produce with acks=0).
@@ -184,7 +255,55 @@ impl Connection {
         w.sock
             .write_all(&frame)
             .await
-            .map_err(|e| self.closed(&e.to_string()))
+            .map_err(|e| self.closed(&e.to_string()))?;
+        w.recycle(frame);
+        Ok(())
+    }
+
+    /// Writes a request at the negotiated version (at most `max`) and returns without waiting
+    /// for its response. Requests written in turn are answered in turn, so a caller that writes
+    /// one request after another keeps their order on the wire (a producer's batches).
+    pub async fn send_pipelined(
+        &self,
+        body: RequestKind,
+        key: ApiKey,
+        max: i16,
+    ) -> Result<PendingResponse, ClientError> {
+        let version = self.version(key, max)?;
+        let rx = self.write_request(body, key, version).await?;
+        Ok(PendingResponse {
+            version,
+            rx,
+            wait: self.timeout,
+            addr: self.addr.clone(),
+        })
+    }
+
+    /// Writes a request and registers it with the reader; the receiver gets its response.
+    async fn write_request(
+        &self,
+        body: RequestKind,
+        key: ApiKey,
+        version: i16,
+    ) -> Result<oneshot::Receiver<Result<ResponseKind, ClientError>>, ClientError> {
+        let (tx, rx) = oneshot::channel();
+        let mut w = self.writer.lock().await;
+        let (correlation_id, frame) = self.next_frame(&mut w, &body, key, version)?;
+        let in_flight = InFlight {
+            correlation_id,
+            api_key: key,
+            version,
+            reply: tx,
+        };
+        w.in_flight
+            .send(in_flight)
+            .map_err(|_| self.closed("reader stopped"))?;
+        w.sock
+            .write_all(&frame)
+            .await
+            .map_err(|e| self.closed(&e.to_string()))?;
+        w.recycle(frame);
+        Ok(rx)
     }
 
     async fn send_at(
@@ -203,24 +322,7 @@ impl Connection {
         version: i16,
         wait: Duration,
     ) -> Result<ResponseKind, ClientError> {
-        let (tx, rx) = oneshot::channel();
-        {
-            let mut w = self.writer.lock().await;
-            let (correlation_id, frame) = self.next_frame(&mut w, &body, key, version)?;
-            let in_flight = InFlight {
-                correlation_id,
-                api_key: key,
-                version,
-                reply: tx,
-            };
-            w.in_flight
-                .send(in_flight)
-                .map_err(|_| self.closed("reader stopped"))?;
-            w.sock
-                .write_all(&frame)
-                .await
-                .map_err(|e| self.closed(&e.to_string()))?;
-        }
+        let rx = self.write_request(body, key, version).await?;
         match tokio::time::timeout(wait, rx).await {
             Err(_) => Err(ClientError::Timeout(wait)),
             Ok(Err(_)) => Err(self.closed("connection closed")),
@@ -229,6 +331,7 @@ impl Connection {
     }
 
     fn closed(&self, reason: &str) -> ClientError {
+        self.closed.store(true, Ordering::Relaxed);
         ClientError::Connection {
             addr: self.addr.clone(),
             reason: reason.to_string(),
@@ -237,6 +340,16 @@ impl Connection {
 }
 
 async fn read_responses(
+    addr: String,
+    read: tokio::net::tcp::OwnedReadHalf,
+    in_flight: mpsc::UnboundedReceiver<InFlight>,
+    closed: Arc<AtomicBool>,
+) {
+    read_until_closed(addr, read, in_flight).await;
+    closed.store(true, Ordering::Relaxed);
+}
+
+async fn read_until_closed(
     addr: String,
     mut read: tokio::net::tcp::OwnedReadHalf,
     mut in_flight: mpsc::UnboundedReceiver<InFlight>,

@@ -32,7 +32,9 @@ use crate::error::{check, unexpected, ClientError};
 /// What to do when there is no committed offset, or it is out of range (auto.offset.reset).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OffsetReset {
+    /// The partition's first offset.
     Earliest,
+    /// The partition's end (only records written from now on).
     Latest,
     /// Fail with OFFSET_OUT_OF_RANGE.
     None,
@@ -41,7 +43,9 @@ pub enum OffsetReset {
 /// Client-side partition assignors (partition.assignment.strategy).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Assignor {
+    /// Kafka's RangeAssignor: consecutive partitions of each topic per member.
     Range,
+    /// Kafka's RoundRobinAssignor: all partitions dealt round-robin.
     RoundRobin,
 }
 
@@ -57,6 +61,7 @@ impl Assignor {
 /// Consumer settings (Kafka's names and defaults).
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
+    /// Bootstrap servers, client id and request timeout.
     pub client: ClientConfig,
     /// group.id (needed for subscribe and commits)
     pub group_id: Option<String>,
@@ -91,6 +96,7 @@ pub struct ConsumerConfig {
 }
 
 impl ConsumerConfig {
+    /// Kafka's defaults for a cluster reached through `bootstrap`, in group `group_id` (None: manual assignment only).
     pub fn new(bootstrap: &str, group_id: Option<&str>) -> ConsumerConfig {
         ConsumerConfig {
             client: ClientConfig::new(bootstrap),
@@ -116,12 +122,19 @@ impl ConsumerConfig {
 /// A record as the consumer returns it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConsumerRecord {
+    /// The record's topic.
     pub topic: String,
+    /// Its partition.
     pub partition: i32,
+    /// Its offset.
     pub offset: i64,
+    /// Its timestamp (create or log-append time, as the topic says).
     pub timestamp: i64,
+    /// Its key (None: null).
     pub key: Option<Bytes>,
+    /// Its value (None: null).
     pub value: Option<Bytes>,
+    /// Its headers, in order.
     pub headers: Vec<(String, Option<Bytes>)>,
 }
 
@@ -152,6 +165,7 @@ pub struct Consumer {
 }
 
 impl Consumer {
+    /// A consumer (no connection is made until the first poll); fails on an invalid configuration.
     pub fn new(config: ConsumerConfig) -> Result<Consumer, ClientError> {
         let cluster = Arc::new(Cluster::new(config.client.clone())?);
         let admin = Admin::new(config.client.clone())?;
@@ -223,9 +237,11 @@ impl Consumer {
         Ok(())
     }
 
+    /// Stops fetching these partitions until they are resumed (positions are kept).
     pub fn pause(&mut self, tps: &[Tp]) {
         self.paused.extend(tps.iter().cloned());
     }
+    /// Fetches these paused partitions again.
     pub fn resume(&mut self, tps: &[Tp]) {
         for tp in tps {
             self.paused.remove(tp);

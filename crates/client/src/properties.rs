@@ -184,7 +184,8 @@ pub fn parse_acks(value: &str) -> Result<Acks, ClientError> {
 impl ProducerConfig {
     /// A producer from Kafka's property names: `bootstrap.servers`, `client.id`, `acks`,
     /// `linger.ms`, `batch.size`, `compression.type`, `enable.idempotence`, `retry.backoff.ms`,
-    /// `delivery.timeout.ms`, `request.timeout.ms`, `buffer.memory`, `partitioner.class`
+    /// `delivery.timeout.ms`, `request.timeout.ms`, `buffer.memory`, `max.block.ms`,
+    /// `max.request.size`, `max.in.flight.requests.per.connection`, `partitioner.class`
     /// (`round_robin` or the default).
     pub fn from_properties(props: BTreeMap<String, String>) -> Result<ProducerConfig, ClientError> {
         let mut p = Props(props);
@@ -223,10 +224,17 @@ impl ProducerConfig {
             c.delivery_timeout = v;
         }
         if let Some(v) = p.parsed::<usize>("buffer.memory")? {
-            // Records queued stand in for bytes: assume 1 KiB records, at least 1,000 of them.
-            c.max_queued_records = (v / 1024).max(1000);
+            c.buffer_memory = v.max(1);
         }
-        p.take("max.in.flight.requests.per.connection");
+        if let Some(v) = p.ms("max.block.ms")? {
+            c.max_block = v;
+        }
+        if let Some(v) = p.parsed::<usize>("max.request.size")? {
+            c.max_request_size = v.max(1);
+        }
+        if let Some(v) = p.parsed::<usize>("max.in.flight.requests.per.connection")? {
+            c.max_in_flight = v.max(1);
+        }
         if let Some(v) = p.take("partitioner.class") {
             if v.to_ascii_lowercase().contains("roundrobin") || v == "round_robin" {
                 c.partitioner = Arc::new(crate::partitioner::RoundRobinPartitioner::default());
