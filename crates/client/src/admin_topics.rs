@@ -20,15 +20,20 @@ use crate::error::{check, unexpected, ClientError};
 /// first (DescribeConfigs with `include_synonyms`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigSynonym {
+    /// The synonym's name (the topic config itself, or the broker property it falls back to).
     pub name: String,
+    /// Its value at that level (`None` for sensitive or unset values).
     pub value: Option<String>,
+    /// The level that sets it.
     pub source: ConfigSource,
 }
 
 /// A described config with its synonyms.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigWithSynonyms {
+    /// The config and its effective value.
     pub entry: ConfigEntry,
+    /// Every level that sets it, highest precedence first.
     pub synonyms: Vec<ConfigSynonym>,
 }
 
@@ -36,21 +41,30 @@ pub struct ConfigWithSynonyms {
 /// broker did not say (an older broker, answered through Metadata).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionDescription {
+    /// The partition index.
     pub partition: i32,
     /// -1: no leader.
     pub leader: i32,
+    /// The replicas' broker ids, preferred leader first.
     pub replicas: Vec<i32>,
+    /// The in-sync replicas.
     pub isr: Vec<i32>,
+    /// Eligible leader replicas (KIP-966).
     pub elr: Option<Vec<i32>>,
+    /// The last known eligible leader replicas (KIP-966).
     pub last_known_elr: Option<Vec<i32>>,
 }
 
 /// A topic as DescribeTopicPartitions reports it, partitions sorted by index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicDescription {
+    /// The topic's name.
     pub name: String,
+    /// The topic's id.
     pub topic_id: Uuid,
+    /// Whether it is one of Kafka's internal topics (`__consumer_offsets`).
     pub is_internal: bool,
+    /// Its partitions.
     pub partitions: Vec<PartitionDescription>,
 }
 

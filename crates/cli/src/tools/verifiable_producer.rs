@@ -147,6 +147,9 @@ pub(crate) fn exception_class(e: &ClientError) -> String {
         }
         ClientError::Config(_) => "config.ConfigException".to_string(),
         ClientError::Protocol(_) => "KafkaException".to_string(),
+        ClientError::BufferExhausted(_) => {
+            return "class org.apache.kafka.clients.producer.BufferExhaustedException".to_string()
+        }
     };
     format!("class org.apache.kafka.common.{name}")
 }
