@@ -314,6 +314,9 @@ impl ConsumerConfig {
                 )));
             };
         }
+        if let Some(v) = p.ms("metadata.max.age.ms")? {
+            c.metadata_max_age = v;
+        }
         p.finish()?;
         Ok(c)
     }
