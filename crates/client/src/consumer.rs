@@ -7,10 +7,15 @@
 //! A [`RebalanceListener`] hears of partitions revoked (before a rejoin, with the membership
 //! still valid so that it can commit), assigned (after SyncGroup) and lost (fenced).
 //!
+//! With `group.protocol=consumer` ([`GroupProtocol::Consumer`]) membership is KIP-848's instead
+//! ([`kip848`]): ConsumerGroupHeartbeat only, the coordinator assigning, the consumer
+//! acknowledging what it owns; the listener is then told of partitions incrementally.
+//!
 //! Fetching uses incremental fetch sessions (KIP-227, [`session`]) and slices records out of the
 //! fetched bytes without copying ([`records`]). Offsets by timestamp, beginning and end offsets
 //! and committed offsets for many partitions answer in one round trip per broker.
 
+mod kip848;
 mod records;
 mod session;
 
@@ -67,6 +72,15 @@ impl Assignor {
     }
 }
 
+/// Which group membership protocol a subscribing consumer speaks (group.protocol).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupProtocol {
+    /// JoinGroup/SyncGroup/Heartbeat, assignment by the group leader (Kafka's default).
+    Classic,
+    /// KIP-848: ConsumerGroupHeartbeat, assignment by the coordinator.
+    Consumer,
+}
+
 /// Consumer settings (Kafka's names and defaults).
 #[derive(Debug, Clone)]
 pub struct ConsumerConfig {
@@ -104,6 +118,11 @@ pub struct ConsumerConfig {
     /// metadata.max.age.ms (default 300000): how often a pattern subscription re-reads the topic
     /// list.
     pub metadata_max_age: Duration,
+    /// group.protocol (default classic)
+    pub group_protocol: GroupProtocol,
+    /// group.remote.assignor: the coordinator's assignor with group.protocol=consumer (`None` =
+    /// the coordinator's default, uniform in Kafka).
+    pub group_remote_assignor: Option<String>,
 }
 
 impl ConsumerConfig {
@@ -126,6 +145,8 @@ impl ConsumerConfig {
             read_committed: false,
             assignor: Assignor::Range,
             metadata_max_age: Duration::from_secs(300),
+            group_protocol: GroupProtocol::Classic,
+            group_remote_assignor: None,
         }
     }
 }
@@ -142,6 +163,11 @@ pub type ListenerFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 /// empty), before any record of it is fetched. `on_partitions_lost` replaces the revoke when the
 /// coordinator has already fenced the member (a commit would fail); by default it calls
 /// `on_partitions_revoked`, as Kafka's does.
+///
+/// With `group.protocol=consumer` (KIP-848) the callbacks are incremental: revoked names only the
+/// partitions taken away (committing there still works: the member epoch is valid until the
+/// acknowledgement), assigned only the ones added (called once, possibly empty, after the first
+/// assignment).
 pub trait RebalanceListener: Send {
     /// The partitions are about to be taken away; the membership is still valid.
     fn on_partitions_revoked<'a>(
@@ -242,6 +268,10 @@ pub struct Consumer {
     sessions: BTreeMap<i32, session::FetchSession>,
     /// A pattern subscription, and when the topic list was last matched against it.
     pattern: Option<(regex::Regex, Option<Instant>)>,
+    /// The KIP-848 membership (group.protocol=consumer).
+    cg: Option<kip848::Membership>,
+    /// Whether the KIP-848 listener has been told of an assignment yet.
+    cg_assigned_once: bool,
 }
 
 impl Consumer {
@@ -263,6 +293,116 @@ impl Consumer {
             listener: None,
             sessions: BTreeMap::new(),
             pattern: None,
+            cg: None,
+            cg_assigned_once: false,
+        })
+    }
+
+    /// KIP-848 membership inside `poll`: starts heartbeating, then reconciles what the heartbeat
+    /// task received (lost partitions, then revoked, then assigned) and has it acknowledged.
+    async fn ensure_cg_membership(&mut self) -> Result<(), ClientError> {
+        if self.cg.is_none() {
+            let coordinator = self.coordinator().await?;
+            let settings = kip848::Settings {
+                group_id: self.group()?.to_string(),
+                instance_id: self.config.group_instance_id.clone(),
+                rebalance_timeout: self.config.max_poll_interval,
+                server_assignor: self.config.group_remote_assignor.clone(),
+                initial_interval: self.config.heartbeat_interval,
+            };
+            self.cg = Some(kip848::Membership::start(
+                coordinator,
+                settings,
+                self.subscription.clone(),
+            ));
+        }
+        let Some(cg) = &self.cg else {
+            return Ok(());
+        };
+        let (fenced, received, error) = {
+            let mut st = kip848::lock(&cg.state);
+            if st.subscription != self.subscription {
+                st.subscription = self.subscription.clone();
+                cg.wake.notify_one();
+            }
+            (
+                std::mem::take(&mut st.fenced),
+                st.received.take(),
+                st.error.take(),
+            )
+        };
+        if let Some((code, message)) = error {
+            self.cg = None;
+            return Err(kip848::error(code, message));
+        }
+        if fenced {
+            let held = self.assignment();
+            self.assignment.clear();
+            self.positions.clear();
+            self.buffered.clear();
+            if !held.is_empty() {
+                self.call_listener(Rebalance::Lost, held).await;
+            }
+        }
+        let Some(target) = received else {
+            return Ok(());
+        };
+        let mut md = self.cluster.metadata().await;
+        let named = |md: &crate::cluster::Metadata| -> BTreeMap<uuid::Uuid, String> {
+            md.topics
+                .values()
+                .map(|t| (t.topic_id, t.name.clone()))
+                .collect()
+        };
+        let mut names = named(&md);
+        if target.iter().any(|(id, _)| !names.contains_key(id)) {
+            md = self.cluster.refresh(Some(&self.subscription)).await?;
+            names = named(&md);
+        }
+        // Partitions of topics not yet in the metadata wait for a later heartbeat's assignment.
+        let owned: BTreeSet<kip848::IdPartition> = target
+            .into_iter()
+            .filter(|(id, _)| names.contains_key(id))
+            .collect();
+        let new: BTreeSet<Tp> = owned
+            .iter()
+            .filter_map(|(id, p)| names.get(id).map(|n| (n.clone(), *p)))
+            .collect();
+        let revoked: Vec<Tp> = self.assignment.difference(&new).cloned().collect();
+        let added: Vec<Tp> = new.difference(&self.assignment).cloned().collect();
+        if !revoked.is_empty() {
+            if self.config.enable_auto_commit {
+                let offsets = self.consumed_positions(|tp| revoked.contains(tp));
+                let _ = self.commit_offsets(&offsets).await;
+            }
+            self.call_listener(Rebalance::Revoked, revoked.clone())
+                .await;
+        }
+        let changed = !revoked.is_empty() || !added.is_empty();
+        self.assignment = new;
+        self.positions.retain(|tp, _| self.assignment.contains(tp));
+        let assignment = &self.assignment;
+        self.buffered
+            .retain(|r| assignment.contains(&(r.topic.clone(), r.partition)));
+        if changed || !self.cg_assigned_once {
+            self.cg_assigned_once = true;
+            self.call_listener(Rebalance::Assigned, added).await;
+        }
+        if let Some(cg) = &self.cg {
+            let mut st = kip848::lock(&cg.state);
+            if st.owned != owned {
+                st.owned = owned;
+                cg.wake.notify_one();
+            }
+        }
+        Ok(())
+    }
+
+    /// The member id and epoch of a KIP-848 membership (for tests and diagnostics).
+    pub fn group_member(&self) -> Option<(String, i32)> {
+        self.cg.as_ref().map(|cg| {
+            let st = kip848::lock(&cg.state);
+            (st.member_id.clone(), st.epoch)
         })
     }
 
@@ -556,8 +696,34 @@ impl Consumer {
     }
 
     /// The offset of the next record to be returned for a partition.
+    ///
+    /// Records fetched but not yet returned by `poll` do not count: as in Kafka, this is the
+    /// position a commit records.
     pub fn position(&self, tp: &Tp) -> Option<i64> {
-        self.positions.get(tp).copied()
+        let fetched = self.positions.get(tp).copied()?;
+        Some(
+            self.buffered
+                .iter()
+                .find(|r| r.partition == tp.1 && r.topic == tp.0)
+                .map_or(fetched, |r| r.offset),
+        )
+    }
+
+    /// [`Consumer::position`] of every assigned partition that has one.
+    fn consumed_positions(&self, only: impl Fn(&Tp) -> bool) -> BTreeMap<Tp, i64> {
+        let mut out: BTreeMap<Tp, i64> = self
+            .positions
+            .iter()
+            .filter(|(tp, _)| self.assignment.contains(*tp) && only(tp))
+            .map(|(tp, o)| (tp.clone(), *o))
+            .collect();
+        // Walk the buffer backwards so that each partition ends at its first buffered record.
+        for r in self.buffered.iter().rev() {
+            if let Some(o) = out.get_mut(&(r.topic.clone(), r.partition)) {
+                *o = r.offset;
+            }
+        }
+        out
     }
 
     /// The next poll reads the partition from this offset.
@@ -596,7 +762,11 @@ impl Consumer {
         let deadline = Instant::now() + timeout;
         loop {
             self.refresh_pattern().await?;
-            if !self.subscription.is_empty() || self.membership.is_some() {
+            let member =
+                !self.subscription.is_empty() || self.membership.is_some() || self.cg.is_some();
+            if member && self.config.group_protocol == GroupProtocol::Consumer {
+                self.ensure_cg_membership().await?;
+            } else if member {
                 self.ensure_membership().await?;
             }
             self.maybe_auto_commit().await?;
@@ -618,12 +788,7 @@ impl Consumer {
 
     /// Commits the current positions of all assigned partitions and waits for the answer.
     pub async fn commit_sync(&mut self) -> Result<(), ClientError> {
-        let offsets: BTreeMap<Tp, i64> = self
-            .positions
-            .iter()
-            .filter(|(tp, _)| self.assignment.contains(*tp))
-            .map(|(tp, o)| (tp.clone(), *o))
-            .collect();
+        let offsets = self.consumed_positions(|_| true);
         self.commit_offsets(&offsets).await
     }
 
@@ -634,9 +799,13 @@ impl Consumer {
         }
         let group = self.group()?.to_string();
         let coordinator = self.coordinator().await?;
-        let (generation, member) = match &self.membership {
-            Some(m) => (m.generation, m.member_id.clone()),
-            None => (-1, String::new()),
+        let (generation, member) = match (&self.membership, &self.cg) {
+            (Some(m), _) => (m.generation, m.member_id.clone()),
+            (None, Some(cg)) => {
+                let st = kip848::lock(&cg.state);
+                (st.epoch, st.member_id.clone())
+            }
+            (None, None) => (-1, String::new()),
         };
         let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
         for ((t, p), o) in offsets {
@@ -708,8 +877,17 @@ impl Consumer {
 
     /// Leaves the group (LeaveGroup, unless static) after a final auto-commit.
     pub async fn close(mut self) -> Result<(), ClientError> {
-        if self.config.enable_auto_commit && self.membership.is_some() {
+        if self.config.enable_auto_commit && (self.membership.is_some() || self.cg.is_some()) {
             let _ = self.commit_sync().await;
+        }
+        if self.cg.is_some() {
+            let held = self.assignment();
+            if !held.is_empty() {
+                self.call_listener(Rebalance::Revoked, held).await;
+            }
+        }
+        if let Some(cg) = self.cg.take() {
+            cg.leave().await;
         }
         if let Some(fenced) = self
             .membership
@@ -757,6 +935,9 @@ impl Consumer {
     async fn coordinator(&self) -> Result<Arc<Connection>, ClientError> {
         if let Some(m) = &self.membership {
             return Ok(m.coordinator.clone());
+        }
+        if let Some(cg) = &self.cg {
+            return Ok(cg.coordinator.clone());
         }
         let conn = self.cluster.any().await?;
         let group = StrBytes::from_string(self.group()?.to_string());
@@ -941,7 +1122,10 @@ impl Consumer {
         }
         self.assignment = assignment;
         self.positions.retain(|tp, _| self.assignment.contains(tp));
-        self.buffered.clear();
+        // Records fetched for partitions kept stay, in step with their kept fetch positions.
+        let kept = &self.assignment;
+        self.buffered
+            .retain(|r| kept.contains(&(r.topic.clone(), r.partition)));
         let rejoin = Arc::new(AtomicBool::new(false));
         let fenced = Arc::new(AtomicBool::new(false));
         let heartbeat = tokio::spawn(heartbeat_loop(

@@ -317,6 +317,20 @@ impl ConsumerConfig {
         if let Some(v) = p.ms("metadata.max.age.ms")? {
             c.metadata_max_age = v;
         }
+        if let Some(v) = p.take("group.protocol") {
+            c.group_protocol = match v.trim().to_ascii_lowercase().as_str() {
+                "classic" => crate::consumer::GroupProtocol::Classic,
+                "consumer" => crate::consumer::GroupProtocol::Consumer,
+                other => {
+                    return Err(ClientError::Config(format!(
+                        "invalid group.protocol {other:?}: expected classic or consumer"
+                    )))
+                }
+            };
+        }
+        if let Some(v) = p.take("group.remote.assignor") {
+            c.group_remote_assignor = Some(v.trim().to_string()).filter(|v| !v.is_empty());
+        }
         p.finish()?;
         Ok(c)
     }

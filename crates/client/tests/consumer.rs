@@ -547,3 +547,100 @@ async fn pattern_subscription_picks_up_new_matching_topics() {
     c.close().await.unwrap();
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kip848_members_share_partitions_acknowledge_and_leave() {
+    use brook_client::consumer::GroupProtocol;
+    use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
+    use std::sync::Arc;
+    let b = TestBroker::start_with(&["group.consumer.heartbeat.interval.ms=200"]).await;
+    b.admin()
+        .create_topics(&[NewTopic::new("k848", 4, 1)], false)
+        .await
+        .unwrap();
+    let lines: String = (0..400).map(|i| format!("k{i}:v{i}\n")).collect();
+    let bootstrap = b.bootstrap.clone();
+    tokio::task::spawn_blocking(move || kcat_produce(&bootstrap, "k848", &lines))
+        .await
+        .unwrap();
+    let member = |bootstrap: &str| {
+        let mut config = ConsumerConfig::new(bootstrap, Some("k848-group"));
+        config.group_protocol = GroupProtocol::Consumer;
+        config.auto_offset_reset = OffsetReset::Earliest;
+        config.enable_auto_commit = false;
+        let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut c = Consumer::new(config).unwrap();
+        c.subscribe_with_listener(vec!["k848".into()], Recorder(seen.clone()))
+            .unwrap();
+        (c, seen)
+    };
+    // Two members, each polling in its own task, until both hold two partitions and all 400
+    // records are read; each commits what it read before stopping.
+    let both = Arc::new(AtomicUsize::new(0));
+    let total = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..2 {
+        let (mut c, seen) = member(&b.bootstrap);
+        let (both, total) = (both.clone(), total.clone());
+        tasks.push(tokio::spawn(async move {
+            let mut mine = Vec::new();
+            let mut counted = false;
+            let deadline = Instant::now() + Duration::from_secs(30);
+            while Instant::now() < deadline
+                && !(both.load(SeqCst) == 2 && total.load(SeqCst) >= 400)
+            {
+                let got = c.poll(Duration::from_millis(100)).await.unwrap();
+                if !got.is_empty() {
+                    // A commit may meet a stale epoch mid-reconciliation; the next one catches up.
+                    let _ = c.commit_sync().await;
+                }
+                total.fetch_add(got.len(), SeqCst);
+                mine.extend(got);
+                if !counted && c.assignment().len() == 2 {
+                    counted = true;
+                    both.fetch_add(1, SeqCst);
+                }
+            }
+            let (member_id, epoch) = c.group_member().unwrap();
+            (c, seen, mine, member_id, epoch)
+        }));
+    }
+    let mut members = Vec::new();
+    let mut read = Vec::new();
+    for t in tasks {
+        let (c, seen, mine, member_id, epoch) = t.await.unwrap();
+        assert!(!member_id.is_empty() && epoch > 0, "{member_id} {epoch}");
+        read.extend(mine.iter().map(|r| (r.partition, r.offset)));
+        members.push((c, seen));
+    }
+    let mut partitions: Vec<_> = members.iter().flat_map(|(c, _)| c.assignment()).collect();
+    partitions.sort();
+    assert_eq!(
+        partitions,
+        (0..4).map(|p| ("k848".to_string(), p)).collect::<Vec<_>>()
+    );
+    read.sort();
+    let n = read.len();
+    read.dedup();
+    assert_eq!(read.len(), 400, "every record read");
+    assert!(n >= 400);
+
+    // The coordinator sees both members with two partitions each (their acknowledged assignment).
+    // One leaves (epoch -1): the other is given all four partitions and is told only of the two new ones.
+    let (leaver, _) = members.pop().unwrap();
+    let left: Vec<_> = leaver.assignment();
+    leaver.close().await.unwrap();
+    let (mut stayer, seen) = members.pop().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while stayer.assignment().len() != 4 && Instant::now() < deadline {
+        stayer.poll(Duration::from_millis(100)).await.unwrap();
+    }
+    assert_eq!(stayer.assignment().len(), 4);
+    let last = seen.lock().unwrap().last().cloned();
+    let Some(Seen::Assigned { partitions, .. }) = last else {
+        panic!("{last:?}")
+    };
+    assert_eq!(partitions, left);
+    stayer.close().await.unwrap();
+    b.stop().await;
+}
