@@ -236,7 +236,8 @@ impl ConsumerConfig {
     /// `auto.commit.interval.ms`, `session.timeout.ms`, `heartbeat.interval.ms`,
     /// `max.poll.interval.ms`, `max.poll.records`, `fetch.min.bytes`, `fetch.max.wait.ms`,
     /// `fetch.max.bytes`, `max.partition.fetch.bytes`, `isolation.level`,
-    /// `partition.assignment.strategy`.
+    /// `partition.assignment.strategy`, `metadata.max.age.ms`, `group.protocol` (`classic` or
+    /// `consumer`), `group.remote.assignor`.
     pub fn from_properties(props: BTreeMap<String, String>) -> Result<ConsumerConfig, ClientError> {
         let mut p = Props(props);
         let client = client(&mut p)?;

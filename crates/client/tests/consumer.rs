@@ -644,3 +644,31 @@ async fn kip848_members_share_partitions_acknowledge_and_leave() {
     stayer.close().await.unwrap();
     b.stop().await;
 }
+
+#[test]
+fn consumer_properties_select_the_group_protocol_and_metadata_age() {
+    use brook_client::consumer::GroupProtocol;
+    let props = |extra: &[(&str, &str)]| -> BTreeMap<String, String> {
+        [("bootstrap.servers", "a:1")]
+            .iter()
+            .chain(extra)
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    };
+    let c = ConsumerConfig::from_properties(props(&[])).unwrap();
+    assert_eq!(c.group_protocol, GroupProtocol::Classic);
+    assert_eq!(c.metadata_max_age, Duration::from_secs(300));
+    let c = ConsumerConfig::from_properties(props(&[
+        ("group.protocol", "CONSUMER"),
+        ("group.remote.assignor", "range"),
+        ("metadata.max.age.ms", "1500"),
+    ]))
+    .unwrap();
+    assert_eq!(c.group_protocol, GroupProtocol::Consumer);
+    assert_eq!(c.group_remote_assignor.as_deref(), Some("range"));
+    assert_eq!(c.metadata_max_age, Duration::from_millis(1500));
+    let e = ConsumerConfig::from_properties(props(&[("group.protocol", "eager")]))
+        .err()
+        .unwrap();
+    assert!(e.to_string().contains("group.protocol"), "{e}");
+}
