@@ -240,6 +240,20 @@ pub struct ConsumerRecord {
 /// A topic partition.
 pub type Tp = (String, i32);
 
+/// A Fetch sent ahead (see `Consumer::start_prefetch`).
+struct Prefetch {
+    leader: i32,
+    /// The positions it was sent with.
+    wanted: BTreeMap<Tp, i64>,
+    handle: tokio::task::JoinHandle<Result<(i16, ResponseKind), ClientError>>,
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
 struct Membership {
     coordinator: Arc<Connection>,
     member_id: String,
@@ -272,6 +286,8 @@ pub struct Consumer {
     cg: Option<kip848::Membership>,
     /// Whether the KIP-848 listener has been told of an assignment yet.
     cg_assigned_once: bool,
+    /// The next Fetch, sent while records flow.
+    prefetch: Option<Prefetch>,
 }
 
 impl Consumer {
@@ -295,6 +311,7 @@ impl Consumer {
             pattern: None,
             cg: None,
             cg_assigned_once: false,
+            prefetch: None,
         })
     }
 
@@ -1318,6 +1335,9 @@ impl Consumer {
     /// One round of Fetch requests, to each leader of the assigned, unpaused partitions.
     async fn fetch(&mut self, max_wait: Duration) -> Result<(), ClientError> {
         self.init_positions().await?;
+        if let Some(done) = self.take_prefetch(max_wait).await {
+            return done;
+        }
         let wanted: Vec<Tp> = self
             .assignment
             .iter()
@@ -1352,6 +1372,7 @@ impl Consumer {
         }
         // Leaders no longer fetched from drop their sessions (the broker evicts them in time).
         self.sessions.retain(|node, _| by_leader.contains_key(node));
+        let single = by_leader.len() == 1;
         // One leader at a time keeps this simple; a single-broker cluster has one anyway.
         for (leader, tps) in by_leader {
             let conn = self.cluster.broker(leader).await?;
@@ -1362,114 +1383,200 @@ impl Consumer {
                     (tp, o)
                 })
                 .collect();
-            let session = self.sessions.entry(leader).or_default();
-            let plan = session.request(&wanted);
-            let mut topics: Vec<FetchTopic> = Vec::new();
-            for ((t, p), offset) in plan.partitions {
-                let part = FetchPartition::default()
-                    .with_partition(p)
-                    .with_fetch_offset(offset)
-                    .with_current_leader_epoch(-1)
-                    .with_last_fetched_epoch(-1)
-                    .with_log_start_offset(-1)
-                    .with_partition_max_bytes(self.config.max_partition_fetch_bytes);
-                match topics.last_mut() {
-                    Some(last) if last.topic.as_str() == t => last.partitions.push(part),
-                    _ => topics.push(
-                        FetchTopic::default()
-                            .with_topic(TopicName(StrBytes::from_string(t)))
-                            .with_partitions(vec![part]),
-                    ),
-                }
-            }
-            let mut forgotten: Vec<ForgottenTopic> = Vec::new();
-            for (t, p) in plan.forgotten {
-                match forgotten.last_mut() {
-                    Some(last) if last.topic.as_str() == t => last.partitions.push(p),
-                    _ => forgotten.push(
-                        ForgottenTopic::default()
-                            .with_topic(TopicName(StrBytes::from_string(t)))
-                            .with_partitions(vec![p]),
-                    ),
-                }
-            }
-            let req = FetchRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_max_wait_ms(max_wait.as_millis() as i32)
-                .with_min_bytes(self.config.fetch_min_bytes)
-                .with_max_bytes(self.config.fetch_max_bytes)
-                .with_isolation_level(i8::from(self.config.read_committed))
-                .with_session_id(plan.session_id)
-                .with_session_epoch(plan.epoch)
-                .with_topics(topics)
-                .with_forgotten_topics_data(forgotten);
-            // Fetch v12 names topics (v13+ would need topic ids). The broker may hold the request
-            // for max_wait, so the answer may take that long on top of the request timeout.
+            let req = self.fetch_request(leader, &wanted, max_wait);
+            // The broker may hold the request for max_wait, so the answer may take that long on
+            // top of the request timeout.
             let wait = self.config.client.request_timeout + max_wait;
             let sent = conn
                 .send_waiting(RequestKind::Fetch(req), ApiKey::Fetch, 12, wait)
                 .await;
-            let session = self.sessions.entry(leader).or_default();
-            let r = match sent {
-                Ok((_, ResponseKind::Fetch(r))) => r,
-                Ok(_) => {
-                    session.reset();
-                    return Err(unexpected("Fetch"));
-                }
-                Err(e) => {
-                    session.reset();
-                    return Err(e);
-                }
-            };
-            session.response(r.error_code, r.session_id);
-            match r.error_code {
-                0 => {}
-                // FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH: the session was
-                // reset above; the next round sends a full request.
-                70 | 71 => continue,
-                code => return Err(ClientError::kafka(code, None)),
-            }
-            for t in r.responses {
-                let topic = t.topic.to_string();
-                for p in t.partitions {
-                    let tp = (topic.clone(), p.partition_index);
-                    // A partition sought, paused or revoked while the request was out.
-                    let Some(&position) = self.positions.get(&tp) else {
-                        continue;
-                    };
-                    if wanted.get(&tp) != Some(&position) || !self.assignment.contains(&tp) {
-                        continue;
-                    }
-                    match p.error_code {
-                        0 => {}
-                        1 => {
-                            // OFFSET_OUT_OF_RANGE: apply auto.offset.reset.
-                            let offset = self.reset_offset(&tp).await?;
-                            self.positions.insert(tp, offset);
-                            continue;
-                        }
-                        code => {
-                            if matches!(code, 3 | 6 | 74 | 75) {
-                                let _ = self
-                                    .cluster
-                                    .refresh(Some(std::slice::from_ref(&tp.0)))
-                                    .await;
-                                continue;
-                            }
-                            return Err(ClientError::kafka(code, None));
-                        }
-                    }
-                    let Some(data) = p.records else { continue };
-                    if data.is_empty() {
-                        continue;
-                    }
-                    let next =
-                        records::decode_into(&data, &topic, tp.1, position, &mut self.buffered)?;
-                    self.positions.insert(tp, next);
-                }
+            let got = self.absorb(leader, &wanted, sent).await?;
+            if got && single {
+                self.start_prefetch(leader, conn, wanted.into_keys().collect());
             }
         }
         Ok(())
+    }
+
+    /// Sends the next fetch to a leader while the records just fetched are handed out, as
+    /// librdkafka's fetcher does, so that the broker reads while the application works. Only
+    /// while records flow, and only with a single leader.
+    fn start_prefetch(&mut self, leader: i32, conn: Arc<Connection>, tps: Vec<Tp>) {
+        let wanted: BTreeMap<Tp, i64> = tps
+            .into_iter()
+            .filter_map(|tp| self.positions.get(&tp).map(|o| (tp.clone(), *o)))
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let max_wait = self.config.fetch_max_wait;
+        let req = self.fetch_request(leader, &wanted, max_wait);
+        let wait = self.config.client.request_timeout + max_wait;
+        let handle = tokio::spawn(async move {
+            conn.send_waiting(RequestKind::Fetch(req), ApiKey::Fetch, 12, wait)
+                .await
+        });
+        self.prefetch = Some(Prefetch {
+            leader,
+            wanted,
+            handle,
+        });
+    }
+
+    /// Takes the answer of a prefetch if it comes within `max_wait`. `None`: there was none.
+    async fn take_prefetch(&mut self, max_wait: Duration) -> Option<Result<(), ClientError>> {
+        let mut pf = self.prefetch.take()?;
+        let joined = match tokio::time::timeout(max_wait, &mut pf.handle).await {
+            Err(_) => {
+                // Not answered yet: the next poll waits on it again.
+                self.prefetch = Some(pf);
+                return Some(Ok(()));
+            }
+            Ok(joined) => joined,
+        };
+        let sent = joined
+            .map_err(|e| ClientError::Protocol(format!("fetch task failed: {e}")))
+            .and_then(|r| r);
+        let got = match self.absorb(pf.leader, &pf.wanted, sent).await {
+            Ok(got) => got,
+            Err(e) => return Some(Err(e)),
+        };
+        if got {
+            match self.cluster.broker(pf.leader).await {
+                Ok(conn) => {
+                    self.start_prefetch(pf.leader, conn, pf.wanted.keys().cloned().collect())
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(()))
+    }
+
+    /// The Fetch request for a leader's wanted partitions, through its fetch session.
+    fn fetch_request(
+        &mut self,
+        leader: i32,
+        wanted: &BTreeMap<Tp, i64>,
+        max_wait: Duration,
+    ) -> FetchRequest {
+        let session = self.sessions.entry(leader).or_default();
+        let plan = session.request(wanted);
+        let mut topics: Vec<FetchTopic> = Vec::new();
+        for ((t, p), offset) in plan.partitions {
+            let part = FetchPartition::default()
+                .with_partition(p)
+                .with_fetch_offset(offset)
+                .with_current_leader_epoch(-1)
+                .with_last_fetched_epoch(-1)
+                .with_log_start_offset(-1)
+                .with_partition_max_bytes(self.config.max_partition_fetch_bytes);
+            match topics.last_mut() {
+                Some(last) if last.topic.as_str() == t => last.partitions.push(part),
+                _ => topics.push(
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(t)))
+                        .with_partitions(vec![part]),
+                ),
+            }
+        }
+        let mut forgotten: Vec<ForgottenTopic> = Vec::new();
+        for (t, p) in plan.forgotten {
+            match forgotten.last_mut() {
+                Some(last) if last.topic.as_str() == t => last.partitions.push(p),
+                _ => forgotten.push(
+                    ForgottenTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(t)))
+                        .with_partitions(vec![p]),
+                ),
+            }
+        }
+        // Fetch v12 names topics (v13+ would need topic ids).
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(max_wait.as_millis() as i32)
+            .with_min_bytes(self.config.fetch_min_bytes)
+            .with_max_bytes(self.config.fetch_max_bytes)
+            .with_isolation_level(i8::from(self.config.read_committed))
+            .with_session_id(plan.session_id)
+            .with_session_epoch(plan.epoch)
+            .with_topics(topics)
+            .with_forgotten_topics_data(forgotten)
+    }
+
+    /// Takes in a Fetch answer for `wanted` (the positions it was sent with): updates the session,
+    /// buffers the records of partitions still wanted at those positions, applies
+    /// auto.offset.reset. True when it brought records.
+    async fn absorb(
+        &mut self,
+        leader: i32,
+        wanted: &BTreeMap<Tp, i64>,
+        sent: Result<(i16, ResponseKind), ClientError>,
+    ) -> Result<bool, ClientError> {
+        let session = self.sessions.entry(leader).or_default();
+        let r = match sent {
+            Ok((_, ResponseKind::Fetch(r))) => r,
+            Ok(_) => {
+                session.reset();
+                return Err(unexpected("Fetch"));
+            }
+            Err(e) => {
+                session.reset();
+                return Err(e);
+            }
+        };
+        session.response(r.error_code, r.session_id);
+        match r.error_code {
+            0 => {}
+            // FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH: the session was reset
+            // above; the next round sends a full request.
+            70 | 71 => return Ok(false),
+            code => return Err(ClientError::kafka(code, None)),
+        }
+        let mut got = false;
+        for t in r.responses {
+            let topic = t.topic.to_string();
+            for p in t.partitions {
+                let tp = (topic.clone(), p.partition_index);
+                // A partition sought, paused or revoked while the request was out.
+                let Some(&position) = self.positions.get(&tp) else {
+                    continue;
+                };
+                if wanted.get(&tp) != Some(&position)
+                    || !self.assignment.contains(&tp)
+                    || self.paused.contains(&tp)
+                {
+                    continue;
+                }
+                match p.error_code {
+                    0 => {}
+                    1 => {
+                        // OFFSET_OUT_OF_RANGE: apply auto.offset.reset.
+                        let offset = self.reset_offset(&tp).await?;
+                        self.positions.insert(tp, offset);
+                        continue;
+                    }
+                    code => {
+                        if matches!(code, 3 | 6 | 74 | 75) {
+                            let _ = self
+                                .cluster
+                                .refresh(Some(std::slice::from_ref(&tp.0)))
+                                .await;
+                            continue;
+                        }
+                        return Err(ClientError::kafka(code, None));
+                    }
+                }
+                let Some(data) = p.records else { continue };
+                if data.is_empty() {
+                    continue;
+                }
+                let before = self.buffered.len();
+                let next = records::decode_into(&data, &topic, tp.1, position, &mut self.buffered)?;
+                got |= self.buffered.len() > before;
+                self.positions.insert(tp, next);
+            }
+        }
+        Ok(got)
     }
 }
 
