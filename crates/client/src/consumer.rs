@@ -765,9 +765,18 @@ impl Consumer {
         Ok(())
     }
 
+    /// Stops returning and fetching records of these partitions until [`Consumer::resume`].
+    /// Records already fetched for them are dropped and fetched again after the resume.
     pub fn pause(&mut self, tps: &[Tp]) {
+        for tp in tps {
+            if let Some(at) = self.position(tp) {
+                self.seek(tp.clone(), at);
+            }
+        }
         self.paused.extend(tps.iter().cloned());
     }
+
+    /// Fetches paused partitions again.
     pub fn resume(&mut self, tps: &[Tp]) {
         for tp in tps {
             self.paused.remove(tp);

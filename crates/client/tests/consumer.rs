@@ -673,3 +673,35 @@ fn consumer_properties_select_the_group_protocol_and_metadata_age() {
         .unwrap();
     assert!(e.to_string().contains("group.protocol"), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pause_holds_back_even_records_already_fetched_and_resume_loses_none() {
+    let b = TestBroker::start().await;
+    b.admin()
+        .create_topics(&[NewTopic::new("pz", 1, 1)], false)
+        .await
+        .unwrap();
+    let lines: String = (0..500).map(|i| format!("k{i}:v{i}\n")).collect();
+    let bootstrap = b.bootstrap.clone();
+    tokio::task::spawn_blocking(move || kcat_produce(&bootstrap, "pz", &lines))
+        .await
+        .unwrap();
+    let mut config = ConsumerConfig::new(&b.bootstrap, None);
+    config.auto_offset_reset = OffsetReset::Earliest;
+    config.max_poll_records = 50;
+    let mut c = Consumer::new(config).unwrap();
+    let tp = ("pz".to_string(), 0);
+    c.assign(vec![tp.clone()]);
+    let mut got = Vec::new();
+    poll_until(&mut c, 1, &mut got).await;
+    // More was fetched than returned (50 per poll): the position counts only what was returned.
+    assert_eq!(got.len(), 50);
+    assert_eq!(c.position(&tp), Some(50));
+    c.pause(std::slice::from_ref(&tp));
+    assert!(c.poll(Duration::from_millis(300)).await.unwrap().is_empty());
+    c.resume(std::slice::from_ref(&tp));
+    poll_until(&mut c, 500, &mut got).await;
+    let offsets: Vec<i64> = got.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, (0..500).collect::<Vec<_>>());
+    b.stop().await;
+}
