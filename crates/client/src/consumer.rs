@@ -1021,6 +1021,9 @@ impl Consumer {
             // Eager rebalance: everything assigned is given up before rejoining.
             let held = self.assignment();
             if fenced {
+                // Others may have read on and committed: start again from the committed offsets.
+                self.positions.clear();
+                self.buffered.clear();
                 self.call_listener(Rebalance::Lost, held).await;
             } else {
                 if self.config.enable_auto_commit {
