@@ -788,8 +788,9 @@ impl Consumer {
         let deadline = Instant::now() + timeout;
         loop {
             self.refresh_pattern().await?;
-            let member =
-                !self.subscription.is_empty() || self.membership.is_some() || self.cg.is_some();
+            // A pattern that stops matching anything keeps the membership (to leave its topics).
+            let member = !self.subscription.is_empty()
+                || (self.pattern.is_some() && (self.membership.is_some() || self.cg.is_some()));
             if member && self.config.group_protocol == GroupProtocol::Consumer {
                 self.ensure_cg_membership().await?;
             } else if member {
