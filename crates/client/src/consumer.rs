@@ -4,16 +4,35 @@
 //!
 //! Like Kafka's Java consumer, the group protocol runs inside `poll`; heartbeats run in a
 //! background task so a slow poll loop does not lose the membership before `session.timeout.ms`.
+//! A [`RebalanceListener`] hears of partitions revoked (before a rejoin, with the membership
+//! still valid so that it can commit), assigned (after SyncGroup) and lost (fenced).
+//!
+//! With `group.protocol=consumer` ([`GroupProtocol::Consumer`]) membership is KIP-848's instead
+//! ([`kip848`]): ConsumerGroupHeartbeat only, the coordinator assigning, the consumer
+//! acknowledging what it owns; the listener is then told of partitions incrementally.
+//!
+//! Fetching uses incremental fetch sessions (KIP-227, [`session`]) and slices records out of the
+//! fetched bytes without copying ([`records`]). Offsets by timestamp, beginning and end offsets
+//! and committed offsets for many partitions answer in one round trip per broker.
+
+mod kip848;
+mod records;
+mod session;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use brook_protocol::kafka::messages::consumer_protocol_assignment::TopicPartition as AssignedTopic;
-use brook_protocol::kafka::messages::fetch_request::{FetchPartition, FetchTopic};
+use brook_protocol::kafka::messages::fetch_request::{FetchPartition, FetchTopic, ForgottenTopic};
 use brook_protocol::kafka::messages::join_group_request::JoinGroupRequestProtocol;
 use brook_protocol::kafka::messages::leave_group_request::MemberIdentity;
+use brook_protocol::kafka::messages::list_offsets_request::{
+    ListOffsetsPartition, ListOffsetsTopic,
+};
 use brook_protocol::kafka::messages::offset_commit_request::{
     OffsetCommitRequestPartition, OffsetCommitRequestTopic,
 };
@@ -21,7 +40,6 @@ use brook_protocol::kafka::messages::offset_fetch_request::OffsetFetchRequestTop
 use brook_protocol::kafka::messages::sync_group_request::SyncGroupRequestAssignment;
 use brook_protocol::kafka::messages::*;
 use brook_protocol::kafka::protocol::{Decodable, Encodable, StrBytes};
-use brook_protocol::kafka::records::RecordBatchDecoder;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use crate::admin::{Admin, OffsetSpec};
@@ -56,6 +74,15 @@ impl Assignor {
             Assignor::RoundRobin => "roundrobin",
         }
     }
+}
+
+/// Which group membership protocol a subscribing consumer speaks (group.protocol).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GroupProtocol {
+    /// JoinGroup/SyncGroup/Heartbeat, assignment by the group leader (Kafka's default).
+    Classic,
+    /// KIP-848: ConsumerGroupHeartbeat, assignment by the coordinator.
+    Consumer,
 }
 
 /// Consumer settings (Kafka's names and defaults).
@@ -93,6 +120,14 @@ pub struct ConsumerConfig {
     pub read_committed: bool,
     /// partition.assignment.strategy
     pub assignor: Assignor,
+    /// metadata.max.age.ms (default 300000): how often a pattern subscription re-reads the topic
+    /// list.
+    pub metadata_max_age: Duration,
+    /// group.protocol (default classic)
+    pub group_protocol: GroupProtocol,
+    /// group.remote.assignor: the coordinator's assignor with group.protocol=consumer (`None` =
+    /// the coordinator's default, uniform in Kafka).
+    pub group_remote_assignor: Option<String>,
 }
 
 impl ConsumerConfig {
@@ -115,8 +150,85 @@ impl ConsumerConfig {
             max_partition_fetch_bytes: 1_048_576,
             read_committed: false,
             assignor: Assignor::Range,
+            metadata_max_age: Duration::from_secs(300),
+            group_protocol: GroupProtocol::Classic,
+            group_remote_assignor: None,
         }
     }
+}
+
+/// The future a [`RebalanceListener`] callback returns.
+pub type ListenerFuture<'a> = Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
+
+/// Kafka's `ConsumerRebalanceListener`: told of assignment changes from inside `poll` (and
+/// `close`), with the consumer at hand, so a callback can commit, seek or read committed offsets.
+///
+/// With the classic protocol's eager assignors every rejoin revokes the whole assignment first:
+/// `on_partitions_revoked` runs before the JoinGroup (the generation is still valid, so commits
+/// succeed), `on_partitions_assigned` after the SyncGroup with the new assignment (possibly
+/// empty), before any record of it is fetched. `on_partitions_lost` replaces the revoke when the
+/// coordinator has already fenced the member (a commit would fail); by default it calls
+/// `on_partitions_revoked`, as Kafka's does.
+///
+/// With `group.protocol=consumer` (KIP-848) the callbacks are incremental: revoked names only the
+/// partitions taken away (committing there still works: the member epoch is valid until the
+/// acknowledgement), assigned only the ones added (called once, possibly empty, after the first
+/// assignment).
+pub trait RebalanceListener: Send {
+    /// The partitions are about to be taken away; the membership is still valid.
+    fn on_partitions_revoked<'a>(
+        &'a mut self,
+        consumer: &'a mut Consumer,
+        partitions: &'a [Tp],
+    ) -> ListenerFuture<'a>;
+
+    /// The partitions are now this consumer's (positions not yet set: a seek here wins).
+    fn on_partitions_assigned<'a>(
+        &'a mut self,
+        consumer: &'a mut Consumer,
+        partitions: &'a [Tp],
+    ) -> ListenerFuture<'a>;
+
+    /// The partitions were already given to others (the member was fenced).
+    fn on_partitions_lost<'a>(
+        &'a mut self,
+        consumer: &'a mut Consumer,
+        partitions: &'a [Tp],
+    ) -> ListenerFuture<'a> {
+        self.on_partitions_revoked(consumer, partitions)
+    }
+}
+
+/// The result of [`Consumer::offsets_for_times`] for one partition: the first offset whose
+/// timestamp is at or after the one asked for, and that record's timestamp.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OffsetAndTimestamp {
+    /// The offset found.
+    pub offset: i64,
+    /// The timestamp of the record at that offset.
+    pub timestamp: i64,
+    /// The leader epoch of that record, if the broker reported one.
+    pub leader_epoch: Option<i32>,
+}
+
+/// The state of the fetch session with one leader (see [`Consumer::fetch_sessions`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchSessionInfo {
+    /// The leader's node id.
+    pub node_id: i32,
+    /// The session id (0 = no session: every request is a full one).
+    pub session_id: i32,
+    /// The epoch the next incremental request carries.
+    pub epoch: i32,
+    /// How many partitions the last request to this leader listed.
+    pub last_request_partitions: usize,
+}
+
+#[derive(Clone, Copy)]
+enum Rebalance {
+    Revoked,
+    Assigned,
+    Lost,
 }
 
 /// A record as the consumer returns it.
@@ -141,11 +253,27 @@ pub struct ConsumerRecord {
 /// A topic partition.
 pub type Tp = (String, i32);
 
+/// A Fetch sent ahead (see `Consumer::start_prefetch`).
+struct Prefetch {
+    leader: i32,
+    /// The positions it was sent with.
+    wanted: BTreeMap<Tp, i64>,
+    handle: tokio::task::JoinHandle<Result<(i16, ResponseKind), ClientError>>,
+}
+
+impl Drop for Prefetch {
+    fn drop(&mut self) {
+        self.handle.abort();
+    }
+}
+
 struct Membership {
     coordinator: Arc<Connection>,
     member_id: String,
     generation: i32,
     rejoin: Arc<AtomicBool>,
+    /// Set when the coordinator no longer knows this member (its partitions are lost).
+    fenced: Arc<AtomicBool>,
     heartbeat: tokio::task::JoinHandle<()>,
 }
 
@@ -162,6 +290,17 @@ pub struct Consumer {
     membership: Option<Membership>,
     member_id: String,
     last_auto_commit: Instant,
+    /// In a mutex only so that the consumer stays `Sync` with a listener that is just `Send`.
+    listener: Option<std::sync::Mutex<Box<dyn RebalanceListener>>>,
+    sessions: BTreeMap<i32, session::FetchSession>,
+    /// A pattern subscription, and when the topic list was last matched against it.
+    pattern: Option<(regex::Regex, Option<Instant>)>,
+    /// The KIP-848 membership (group.protocol=consumer).
+    cg: Option<kip848::Membership>,
+    /// Whether the KIP-848 listener has been told of an assignment yet.
+    cg_assigned_once: bool,
+    /// The next Fetch, sent while records flow.
+    prefetch: Option<Prefetch>,
 }
 
 impl Consumer {
@@ -181,11 +320,387 @@ impl Consumer {
             membership: None,
             member_id: String::new(),
             last_auto_commit: Instant::now(),
+            listener: None,
+            sessions: BTreeMap::new(),
+            pattern: None,
+            cg: None,
+            cg_assigned_once: false,
+            prefetch: None,
         })
+    }
+
+    /// KIP-848 membership inside `poll`: starts heartbeating, then reconciles what the heartbeat
+    /// task received (lost partitions, then revoked, then assigned) and has it acknowledged.
+    async fn ensure_cg_membership(&mut self) -> Result<(), ClientError> {
+        if self.cg.is_none() {
+            let coordinator = self.coordinator().await?;
+            let settings = kip848::Settings {
+                group_id: self.group()?.to_string(),
+                instance_id: self.config.group_instance_id.clone(),
+                rebalance_timeout: self.config.max_poll_interval,
+                server_assignor: self.config.group_remote_assignor.clone(),
+                initial_interval: self.config.heartbeat_interval,
+            };
+            self.cg = Some(kip848::Membership::start(
+                coordinator,
+                settings,
+                self.subscription.clone(),
+            ));
+        }
+        let Some(cg) = &self.cg else {
+            return Ok(());
+        };
+        let (fenced, received, error) = {
+            let mut st = kip848::lock(&cg.state);
+            if st.subscription != self.subscription {
+                st.subscription = self.subscription.clone();
+                cg.wake.notify_one();
+            }
+            (
+                std::mem::take(&mut st.fenced),
+                st.received.take(),
+                st.error.take(),
+            )
+        };
+        if let Some((code, message)) = error {
+            self.cg = None;
+            return Err(kip848::error(code, message));
+        }
+        if fenced {
+            let held = self.assignment();
+            self.assignment.clear();
+            self.positions.clear();
+            self.buffered.clear();
+            if !held.is_empty() {
+                self.call_listener(Rebalance::Lost, held).await;
+            }
+        }
+        let Some(target) = received else {
+            return Ok(());
+        };
+        let mut md = self.cluster.metadata().await;
+        let named = |md: &crate::cluster::Metadata| -> BTreeMap<uuid::Uuid, String> {
+            md.topics
+                .values()
+                .map(|t| (t.topic_id, t.name.clone()))
+                .collect()
+        };
+        let mut names = named(&md);
+        if target.iter().any(|(id, _)| !names.contains_key(id)) {
+            md = self.cluster.refresh(Some(&self.subscription)).await?;
+            names = named(&md);
+        }
+        // Partitions of topics not yet in the metadata wait for a later heartbeat's assignment.
+        let owned: BTreeSet<kip848::IdPartition> = target
+            .into_iter()
+            .filter(|(id, _)| names.contains_key(id))
+            .collect();
+        let new: BTreeSet<Tp> = owned
+            .iter()
+            .filter_map(|(id, p)| names.get(id).map(|n| (n.clone(), *p)))
+            .collect();
+        let revoked: Vec<Tp> = self.assignment.difference(&new).cloned().collect();
+        let added: Vec<Tp> = new.difference(&self.assignment).cloned().collect();
+        if !revoked.is_empty() {
+            if self.config.enable_auto_commit {
+                let offsets = self.consumed_positions(|tp| revoked.contains(tp));
+                let _ = self.commit_offsets(&offsets).await;
+            }
+            self.call_listener(Rebalance::Revoked, revoked.clone())
+                .await;
+        }
+        let changed = !revoked.is_empty() || !added.is_empty();
+        self.assignment = new;
+        self.positions.retain(|tp, _| self.assignment.contains(tp));
+        let assignment = &self.assignment;
+        self.buffered
+            .retain(|r| assignment.contains(&(r.topic.clone(), r.partition)));
+        if changed || !self.cg_assigned_once {
+            self.cg_assigned_once = true;
+            self.call_listener(Rebalance::Assigned, added).await;
+        }
+        if let Some(cg) = &self.cg {
+            let mut st = kip848::lock(&cg.state);
+            if st.owned != owned {
+                st.owned = owned;
+                cg.wake.notify_one();
+            }
+        }
+        Ok(())
+    }
+
+    /// The member id and epoch of a KIP-848 membership (for tests and diagnostics).
+    pub fn group_member(&self) -> Option<(String, i32)> {
+        self.cg.as_ref().map(|cg| {
+            let st = kip848::lock(&cg.state);
+            (st.member_id.clone(), st.epoch)
+        })
+    }
+
+    /// Joins the group (group.id) and reads the topics whose whole name matches `pattern` (Kafka's
+    /// `subscribe(Pattern)`; internal topics never match). The topic list is matched again every
+    /// `metadata.max.age.ms`; when the matched set changes, the consumer rejoins.
+    pub fn subscribe_pattern(&mut self, pattern: &str) -> Result<(), ClientError> {
+        if self.config.group_id.is_none() {
+            return Err(ClientError::Config("subscribe needs a group.id".into()));
+        }
+        let re = regex::Regex::new(&format!("^(?:{pattern})$"))
+            .map_err(|e| ClientError::Config(format!("invalid topic pattern {pattern:?}: {e}")))?;
+        self.pattern = Some((re, None));
+        Ok(())
+    }
+
+    /// The topics subscribed to (for a pattern, those it matched at the last metadata refresh).
+    pub fn subscription(&self) -> Vec<String> {
+        self.subscription.clone()
+    }
+
+    /// Matches the pattern against the topic list when it is due; a changed set rejoins.
+    async fn refresh_pattern(&mut self) -> Result<(), ClientError> {
+        let Some((re, checked)) = &self.pattern else {
+            return Ok(());
+        };
+        if checked.is_some_and(|at| at.elapsed() < self.config.metadata_max_age) {
+            return Ok(());
+        }
+        let re = re.clone();
+        let md = self.cluster.refresh(None).await?;
+        let matched: Vec<String> = md
+            .topics
+            .values()
+            .filter(|t| !t.is_internal && t.error_code == 0 && re.is_match(&t.name))
+            .map(|t| t.name.clone())
+            .collect();
+        if let Some((_, checked)) = &mut self.pattern {
+            *checked = Some(Instant::now());
+        }
+        if matched != self.subscription {
+            self.subscription = matched;
+            self.request_rejoin();
+        }
+        Ok(())
+    }
+
+    /// Installs the listener told of partitions revoked, assigned and lost (group subscriptions
+    /// only), replacing any earlier one.
+    pub fn set_rebalance_listener(&mut self, listener: impl RebalanceListener + 'static) {
+        self.listener = Some(std::sync::Mutex::new(Box::new(listener)));
+    }
+
+    /// Joins the group with a subscription and a rebalance listener (Kafka's
+    /// `subscribe(topics, listener)`).
+    pub fn subscribe_with_listener(
+        &mut self,
+        topics: Vec<String>,
+        listener: impl RebalanceListener + 'static,
+    ) -> Result<(), ClientError> {
+        self.set_rebalance_listener(listener);
+        self.subscribe(topics)
+    }
+
+    async fn call_listener(&mut self, what: Rebalance, partitions: Vec<Tp>) {
+        let Some(l) = self.listener.take() else {
+            return;
+        };
+        let mut l = l
+            .into_inner()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        match what {
+            Rebalance::Revoked => l.on_partitions_revoked(self, &partitions).await,
+            Rebalance::Assigned => l.on_partitions_assigned(self, &partitions).await,
+            Rebalance::Lost => l.on_partitions_lost(self, &partitions).await,
+        }
+        // A callback may have installed another listener; that one stays.
+        if self.listener.is_none() {
+            self.listener = Some(std::sync::Mutex::new(l));
+        }
+    }
+
+    /// For each partition, the first offset whose timestamp is at or after the given one
+    /// (ms since the epoch), with that record's timestamp; `None` when no record is that late.
+    /// Kafka's `offsetsForTimes`: one ListOffsets request per leader.
+    pub async fn offsets_for_times(
+        &self,
+        timestamps: &BTreeMap<Tp, i64>,
+    ) -> Result<BTreeMap<Tp, Option<OffsetAndTimestamp>>, ClientError> {
+        if let Some((tp, t)) = timestamps.iter().find(|(_, t)| **t < 0) {
+            return Err(ClientError::Config(format!(
+                "negative timestamp {t} for {}-{}",
+                tp.0, tp.1
+            )));
+        }
+        Ok(self
+            .list_offsets_by(timestamps)
+            .await?
+            .into_iter()
+            .map(|(tp, found)| {
+                let found = (found.offset >= 0).then_some(found);
+                (tp, found)
+            })
+            .collect())
+    }
+
+    /// The first offset of each partition (its log start offset).
+    pub async fn beginning_offsets(
+        &self,
+        partitions: &[Tp],
+    ) -> Result<BTreeMap<Tp, i64>, ClientError> {
+        let spec = partitions.iter().map(|tp| (tp.clone(), -2)).collect();
+        Ok(self
+            .list_offsets_by(&spec)
+            .await?
+            .into_iter()
+            .map(|(tp, o)| (tp, o.offset))
+            .collect())
+    }
+
+    /// The offset after the last record of each partition: the high watermark, or with
+    /// `isolation.level=read_committed` the last stable offset.
+    pub async fn end_offsets(&self, partitions: &[Tp]) -> Result<BTreeMap<Tp, i64>, ClientError> {
+        let spec = partitions.iter().map(|tp| (tp.clone(), -1)).collect();
+        Ok(self
+            .list_offsets_by(&spec)
+            .await?
+            .into_iter()
+            .map(|(tp, o)| (tp, o.offset))
+            .collect())
+    }
+
+    /// The group's committed offsets for many partitions in one OffsetFetch; a partition without
+    /// a committed offset maps to `None`.
+    pub async fn committed_offsets(
+        &self,
+        partitions: &[Tp],
+    ) -> Result<BTreeMap<Tp, Option<i64>>, ClientError> {
+        self.group()?;
+        let found = self.fetch_committed(partitions).await?;
+        Ok(partitions
+            .iter()
+            .map(|tp| (tp.clone(), found.get(tp).copied()))
+            .collect())
+    }
+
+    /// The fetch session with each leader fetched from so far.
+    pub fn fetch_sessions(&self) -> Vec<FetchSessionInfo> {
+        self.sessions
+            .iter()
+            .map(|(node, s)| FetchSessionInfo {
+                node_id: *node,
+                session_id: s.id,
+                epoch: s.epoch,
+                last_request_partitions: s.last_listed,
+            })
+            .collect()
+    }
+
+    /// Test support: puts every open fetch session's epoch out of step with the broker's, so
+    /// that the next fetch meets INVALID_FETCH_SESSION_EPOCH.
+    #[doc(hidden)]
+    pub fn desynchronize_fetch_sessions_for_testing(&mut self) {
+        for s in self.sessions.values_mut() {
+            if s.id != 0 {
+                s.epoch += 1000;
+            }
+        }
+    }
+
+    /// ListOffsets with a target per partition (-1 latest, -2 earliest, else a timestamp), one
+    /// request per leader, at the consumer's isolation level.
+    async fn list_offsets_by(
+        &self,
+        targets: &BTreeMap<Tp, i64>,
+    ) -> Result<BTreeMap<Tp, OffsetAndTimestamp>, ClientError> {
+        let mut out = BTreeMap::new();
+        if targets.is_empty() {
+            return Ok(out);
+        }
+        let names: Vec<String> = targets
+            .keys()
+            .map(|t| t.0.clone())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let md = self.cluster.refresh(Some(&names)).await?;
+        // leader -> topic -> (partition, target)
+        type Targets<'t> = BTreeMap<&'t str, Vec<(i32, i64)>>;
+        let mut by_leader: BTreeMap<i32, Targets<'_>> = BTreeMap::new();
+        for ((t, p), ts) in targets {
+            let info = md.topics.get(t);
+            if let Some(ti) = info.filter(|ti| ti.error_code != 0) {
+                return Err(ClientError::kafka(
+                    ti.error_code,
+                    Some(format!("topic {t}")),
+                ));
+            }
+            match info.and_then(|ti| ti.partitions.iter().find(|x| x.partition == *p)) {
+                Some(pi) if pi.leader >= 0 => by_leader
+                    .entry(pi.leader)
+                    .or_default()
+                    .entry(t)
+                    .or_default()
+                    .push((*p, *ts)),
+                _ => {
+                    return Err(ClientError::kafka(3, Some(format!("partition {t}-{p}"))));
+                }
+            }
+        }
+        for (leader, topics) in by_leader {
+            let req = ListOffsetsRequest::default()
+                .with_replica_id(BrokerId(-1))
+                .with_isolation_level(i8::from(self.config.read_committed))
+                .with_topics(
+                    topics
+                        .into_iter()
+                        .map(|(t, ps)| {
+                            ListOffsetsTopic::default()
+                                .with_name(TopicName(StrBytes::from_string(t.to_string())))
+                                .with_partitions(
+                                    ps.into_iter()
+                                        .map(|(p, ts)| {
+                                            ListOffsetsPartition::default()
+                                                .with_partition_index(p)
+                                                .with_current_leader_epoch(-1)
+                                                .with_timestamp(ts)
+                                        })
+                                        .collect(),
+                                )
+                        })
+                        .collect(),
+                );
+            let conn = self.cluster.broker(leader).await?;
+            let (_, resp) = conn
+                .send(RequestKind::ListOffsets(req), ApiKey::ListOffsets, 8)
+                .await?;
+            let ResponseKind::ListOffsets(r) = resp else {
+                return Err(unexpected("ListOffsets"));
+            };
+            for t in r.topics {
+                for p in t.partitions {
+                    check(
+                        p.error_code,
+                        Some(format!(
+                            "offsets of {}-{}",
+                            t.name.as_str(),
+                            p.partition_index
+                        )),
+                    )?;
+                    out.insert(
+                        (t.name.to_string(), p.partition_index),
+                        OffsetAndTimestamp {
+                            offset: p.offset,
+                            timestamp: p.timestamp,
+                            leader_epoch: (p.leader_epoch >= 0).then_some(p.leader_epoch),
+                        },
+                    );
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Reads these partitions, outside any group (manual assignment).
     pub fn assign(&mut self, partitions: Vec<Tp>) {
+        self.pattern = None;
         self.subscription.clear();
         self.assignment = partitions.into_iter().collect();
         self.positions.retain(|tp, _| self.assignment.contains(tp));
@@ -198,6 +713,7 @@ impl Consumer {
         if self.config.group_id.is_none() {
             return Err(ClientError::Config("subscribe needs a group.id".into()));
         }
+        self.pattern = None;
         self.subscription = topics;
         if let Some(m) = &self.membership {
             m.rejoin.store(true, Ordering::Relaxed);
@@ -211,8 +727,34 @@ impl Consumer {
     }
 
     /// The offset of the next record to be returned for a partition.
+    ///
+    /// Records fetched but not yet returned by `poll` do not count: as in Kafka, this is the
+    /// position a commit records.
     pub fn position(&self, tp: &Tp) -> Option<i64> {
-        self.positions.get(tp).copied()
+        let fetched = self.positions.get(tp).copied()?;
+        Some(
+            self.buffered
+                .iter()
+                .find(|r| r.partition == tp.1 && r.topic == tp.0)
+                .map_or(fetched, |r| r.offset),
+        )
+    }
+
+    /// [`Consumer::position`] of every assigned partition that has one.
+    fn consumed_positions(&self, only: impl Fn(&Tp) -> bool) -> BTreeMap<Tp, i64> {
+        let mut out: BTreeMap<Tp, i64> = self
+            .positions
+            .iter()
+            .filter(|(tp, _)| self.assignment.contains(*tp) && only(tp))
+            .map(|(tp, o)| (tp.clone(), *o))
+            .collect();
+        // Walk the buffer backwards so that each partition ends at its first buffered record.
+        for r in self.buffered.iter().rev() {
+            if let Some(o) = out.get_mut(&(r.topic.clone(), r.partition)) {
+                *o = r.offset;
+            }
+        }
+        out
     }
 
     /// The next poll reads the partition from this offset.
@@ -237,11 +779,18 @@ impl Consumer {
         Ok(())
     }
 
-    /// Stops fetching these partitions until they are resumed (positions are kept).
+    /// Stops returning and fetching records of these partitions until [`Consumer::resume`].
+    /// Records already fetched for them are dropped and fetched again after the resume.
     pub fn pause(&mut self, tps: &[Tp]) {
+        for tp in tps {
+            if let Some(at) = self.position(tp) {
+                self.seek(tp.clone(), at);
+            }
+        }
         self.paused.extend(tps.iter().cloned());
     }
-    /// Fetches these paused partitions again.
+
+    /// Fetches paused partitions again.
     pub fn resume(&mut self, tps: &[Tp]) {
         for tp in tps {
             self.paused.remove(tp);
@@ -252,7 +801,13 @@ impl Consumer {
     pub async fn poll(&mut self, timeout: Duration) -> Result<Vec<ConsumerRecord>, ClientError> {
         let deadline = Instant::now() + timeout;
         loop {
-            if !self.subscription.is_empty() {
+            self.refresh_pattern().await?;
+            // A pattern that stops matching anything keeps the membership (to leave its topics).
+            let member = !self.subscription.is_empty()
+                || (self.pattern.is_some() && (self.membership.is_some() || self.cg.is_some()));
+            if member && self.config.group_protocol == GroupProtocol::Consumer {
+                self.ensure_cg_membership().await?;
+            } else if member {
                 self.ensure_membership().await?;
             }
             self.maybe_auto_commit().await?;
@@ -274,12 +829,7 @@ impl Consumer {
 
     /// Commits the current positions of all assigned partitions and waits for the answer.
     pub async fn commit_sync(&mut self) -> Result<(), ClientError> {
-        let offsets: BTreeMap<Tp, i64> = self
-            .positions
-            .iter()
-            .filter(|(tp, _)| self.assignment.contains(*tp))
-            .map(|(tp, o)| (tp.clone(), *o))
-            .collect();
+        let offsets = self.consumed_positions(|_| true);
         self.commit_offsets(&offsets).await
     }
 
@@ -290,9 +840,13 @@ impl Consumer {
         }
         let group = self.group()?.to_string();
         let coordinator = self.coordinator().await?;
-        let (generation, member) = match &self.membership {
-            Some(m) => (m.generation, m.member_id.clone()),
-            None => (-1, String::new()),
+        let (generation, member) = match (&self.membership, &self.cg) {
+            (Some(m), _) => (m.generation, m.member_id.clone()),
+            (None, Some(cg)) => {
+                let st = kip848::lock(&cg.state);
+                (st.epoch, st.member_id.clone())
+            }
+            (None, None) => (-1, String::new()),
         };
         let mut topics: BTreeMap<&str, Vec<OffsetCommitRequestPartition>> = BTreeMap::new();
         for ((t, p), o) in offsets {
@@ -333,6 +887,11 @@ impl Consumer {
         for t in r.topics {
             for p in t.partitions {
                 if matches!(p.error_code, 22 | 25 | 27) {
+                    if is_fenced(p.error_code) {
+                        if let Some(m) = &self.membership {
+                            m.fenced.store(true, Ordering::Relaxed);
+                        }
+                    }
                     self.request_rejoin();
                 }
                 check(
@@ -359,8 +918,30 @@ impl Consumer {
 
     /// Leaves the group (LeaveGroup, unless static) after a final auto-commit.
     pub async fn close(mut self) -> Result<(), ClientError> {
-        if self.config.enable_auto_commit && self.membership.is_some() {
+        if self.config.enable_auto_commit && (self.membership.is_some() || self.cg.is_some()) {
             let _ = self.commit_sync().await;
+        }
+        if self.cg.is_some() {
+            let held = self.assignment();
+            if !held.is_empty() {
+                self.call_listener(Rebalance::Revoked, held).await;
+            }
+        }
+        if let Some(cg) = self.cg.take() {
+            cg.leave().await;
+        }
+        if let Some(fenced) = self
+            .membership
+            .as_ref()
+            .map(|m| m.fenced.load(Ordering::Relaxed))
+        {
+            let held = self.assignment();
+            let what = if fenced {
+                Rebalance::Lost
+            } else {
+                Rebalance::Revoked
+            };
+            self.call_listener(what, held).await;
         }
         if let Some(m) = self.membership.take() {
             m.heartbeat.abort();
@@ -400,6 +981,9 @@ impl Consumer {
     async fn coordinator(&self) -> Result<Arc<Connection>, ClientError> {
         if let Some(m) = &self.membership {
             return Ok(m.coordinator.clone());
+        }
+        if let Some(cg) = &self.cg {
+            return Ok(cg.coordinator.clone());
         }
         let conn = self.cluster.any().await?;
         let group = StrBytes::from_string(self.group()?.to_string());
@@ -449,6 +1033,25 @@ impl Consumer {
         if !needed {
             return Ok(());
         }
+        if let Some(fenced) = self
+            .membership
+            .as_ref()
+            .map(|m| m.fenced.load(Ordering::Relaxed))
+        {
+            // Eager rebalance: everything assigned is given up before rejoining.
+            let held = self.assignment();
+            if fenced {
+                // Others may have read on and committed: start again from the committed offsets.
+                self.positions.clear();
+                self.buffered.clear();
+                self.call_listener(Rebalance::Lost, held).await;
+            } else {
+                if self.config.enable_auto_commit {
+                    let _ = self.commit_sync().await;
+                }
+                self.call_listener(Rebalance::Revoked, held).await;
+            }
+        }
         if let Some(m) = self.membership.take() {
             m.heartbeat.abort();
             self.member_id = m.member_id;
@@ -456,7 +1059,11 @@ impl Consumer {
         let deadline = Instant::now() + self.config.max_poll_interval;
         loop {
             match self.join_and_sync().await {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    let assigned = self.assignment();
+                    self.call_listener(Rebalance::Assigned, assigned).await;
+                    return Ok(());
+                }
                 Err(e)
                     if matches!(e.code(), Some(27 | 25 | 22 | 79 | 14 | 15 | 16))
                         && Instant::now() < deadline =>
@@ -564,8 +1171,12 @@ impl Consumer {
         }
         self.assignment = assignment;
         self.positions.retain(|tp, _| self.assignment.contains(tp));
-        self.buffered.clear();
+        // Records fetched for partitions kept stay, in step with their kept fetch positions.
+        let kept = &self.assignment;
+        self.buffered
+            .retain(|r| kept.contains(&(r.topic.clone(), r.partition)));
         let rejoin = Arc::new(AtomicBool::new(false));
+        let fenced = Arc::new(AtomicBool::new(false));
         let heartbeat = tokio::spawn(heartbeat_loop(
             coordinator.clone(),
             group,
@@ -573,13 +1184,14 @@ impl Consumer {
             r.member_id.to_string(),
             self.config.group_instance_id.clone(),
             self.config.heartbeat_interval,
-            rejoin.clone(),
+            (rejoin.clone(), fenced.clone()),
         ));
         self.membership = Some(Membership {
             coordinator,
             member_id: r.member_id.to_string(),
             generation: r.generation_id,
             rejoin,
+            fenced,
             heartbeat,
         });
         Ok(())
@@ -755,6 +1367,9 @@ impl Consumer {
     /// One round of Fetch requests, to each leader of the assigned, unpaused partitions.
     async fn fetch(&mut self, max_wait: Duration) -> Result<(), ClientError> {
         self.init_positions().await?;
+        if let Some(done) = self.take_prefetch(max_wait).await {
+            return done;
+        }
         let wanted: Vec<Tp> = self
             .assignment
             .iter()
@@ -787,104 +1402,213 @@ impl Consumer {
                 by_leader.entry(leader).or_default().push(tp);
             }
         }
+        // Leaders no longer fetched from drop their sessions (the broker evicts them in time).
+        self.sessions.retain(|node, _| by_leader.contains_key(node));
+        let single = by_leader.len() == 1;
         // One leader at a time keeps this simple; a single-broker cluster has one anyway.
         for (leader, tps) in by_leader {
             let conn = self.cluster.broker(leader).await?;
-            let mut topics: BTreeMap<String, Vec<FetchPartition>> = BTreeMap::new();
-            for tp in &tps {
-                topics.entry(tp.0.clone()).or_default().push(
-                    FetchPartition::default()
-                        .with_partition(tp.1)
-                        .with_fetch_offset(self.positions[tp])
-                        .with_partition_max_bytes(self.config.max_partition_fetch_bytes),
-                );
-            }
-            let req = FetchRequest::default()
-                .with_replica_id(BrokerId(-1))
-                .with_max_wait_ms(max_wait.as_millis() as i32)
-                .with_min_bytes(self.config.fetch_min_bytes)
-                .with_max_bytes(self.config.fetch_max_bytes)
-                .with_isolation_level(i8::from(self.config.read_committed))
-                .with_session_id(0)
-                .with_session_epoch(-1)
-                .with_topics(
-                    topics
-                        .into_iter()
-                        .map(|(t, ps)| {
-                            FetchTopic::default()
-                                .with_topic(TopicName(StrBytes::from_string(t)))
-                                .with_partitions(ps)
-                        })
-                        .collect(),
-                );
-            // Fetch v12 names topics (v13+ would need topic ids).
-            let (_, resp) = conn
-                .send(RequestKind::Fetch(req), ApiKey::Fetch, 12)
-                .await?;
-            let ResponseKind::Fetch(r) = resp else {
-                return Err(unexpected("Fetch"));
-            };
-            check(r.error_code, None)?;
-            for t in r.responses {
-                let topic = t.topic.to_string();
-                for p in t.partitions {
-                    let tp = (topic.clone(), p.partition_index);
-                    match p.error_code {
-                        0 => {}
-                        1 => {
-                            // OFFSET_OUT_OF_RANGE: apply auto.offset.reset.
-                            let offset = self.reset_offset(&tp).await?;
-                            self.positions.insert(tp, offset);
-                            continue;
-                        }
-                        code => {
-                            if matches!(code, 3 | 6 | 74 | 75) {
-                                let _ = self
-                                    .cluster
-                                    .refresh(Some(std::slice::from_ref(&tp.0)))
-                                    .await;
-                                continue;
-                            }
-                            return Err(ClientError::kafka(code, None));
-                        }
-                    }
-                    let Some(mut data) = p.records else { continue };
-                    if data.is_empty() {
-                        continue;
-                    }
-                    let position = self.positions[&tp];
-                    let mut next = position;
-                    while data.has_remaining() {
-                        // A partial batch at the end (cut by max bytes) ends the response.
-                        let Ok(set) = RecordBatchDecoder::decode(&mut data) else {
-                            break;
-                        };
-                        for rec in set.records {
-                            if rec.control || rec.offset < position {
-                                next = next.max(rec.offset + 1);
-                                continue;
-                            }
-                            next = rec.offset + 1;
-                            self.buffered.push_back(ConsumerRecord {
-                                topic: topic.clone(),
-                                partition: tp.1,
-                                offset: rec.offset,
-                                timestamp: rec.timestamp,
-                                key: rec.key,
-                                value: rec.value,
-                                headers: rec
-                                    .headers
-                                    .into_iter()
-                                    .map(|(k, v)| (k.to_string(), v))
-                                    .collect(),
-                            });
-                        }
-                    }
-                    self.positions.insert(tp, next);
-                }
+            let wanted: BTreeMap<Tp, i64> = tps
+                .into_iter()
+                .map(|tp| {
+                    let o = self.positions.get(&tp).copied().unwrap_or(0);
+                    (tp, o)
+                })
+                .collect();
+            let req = self.fetch_request(leader, &wanted, max_wait);
+            // The broker may hold the request for max_wait, so the answer may take that long on
+            // top of the request timeout.
+            let wait = self.config.client.request_timeout + max_wait;
+            let sent = conn
+                .send_waiting(RequestKind::Fetch(req), ApiKey::Fetch, 12, wait)
+                .await;
+            let got = self.absorb(leader, &wanted, sent).await?;
+            if got && single {
+                self.start_prefetch(leader, conn, wanted.into_keys().collect());
             }
         }
         Ok(())
+    }
+
+    /// Sends the next fetch to a leader while the records just fetched are handed out, as
+    /// librdkafka's fetcher does, so that the broker reads while the application works. Only
+    /// while records flow, and only with a single leader.
+    fn start_prefetch(&mut self, leader: i32, conn: Arc<Connection>, tps: Vec<Tp>) {
+        let wanted: BTreeMap<Tp, i64> = tps
+            .into_iter()
+            .filter_map(|tp| self.positions.get(&tp).map(|o| (tp.clone(), *o)))
+            .collect();
+        if wanted.is_empty() {
+            return;
+        }
+        let max_wait = self.config.fetch_max_wait;
+        let req = self.fetch_request(leader, &wanted, max_wait);
+        let wait = self.config.client.request_timeout + max_wait;
+        let handle = tokio::spawn(async move {
+            conn.send_waiting(RequestKind::Fetch(req), ApiKey::Fetch, 12, wait)
+                .await
+        });
+        self.prefetch = Some(Prefetch {
+            leader,
+            wanted,
+            handle,
+        });
+    }
+
+    /// Takes the answer of a prefetch if it comes within `max_wait`. `None`: there was none.
+    async fn take_prefetch(&mut self, max_wait: Duration) -> Option<Result<(), ClientError>> {
+        let mut pf = self.prefetch.take()?;
+        let joined = match tokio::time::timeout(max_wait, &mut pf.handle).await {
+            Err(_) => {
+                // Not answered yet: the next poll waits on it again.
+                self.prefetch = Some(pf);
+                return Some(Ok(()));
+            }
+            Ok(joined) => joined,
+        };
+        let sent = joined
+            .map_err(|e| ClientError::Protocol(format!("fetch task failed: {e}")))
+            .and_then(|r| r);
+        let got = match self.absorb(pf.leader, &pf.wanted, sent).await {
+            Ok(got) => got,
+            Err(e) => return Some(Err(e)),
+        };
+        if got {
+            match self.cluster.broker(pf.leader).await {
+                Ok(conn) => {
+                    self.start_prefetch(pf.leader, conn, pf.wanted.keys().cloned().collect())
+                }
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(()))
+    }
+
+    /// The Fetch request for a leader's wanted partitions, through its fetch session.
+    fn fetch_request(
+        &mut self,
+        leader: i32,
+        wanted: &BTreeMap<Tp, i64>,
+        max_wait: Duration,
+    ) -> FetchRequest {
+        let session = self.sessions.entry(leader).or_default();
+        let plan = session.request(wanted);
+        let mut topics: Vec<FetchTopic> = Vec::new();
+        for ((t, p), offset) in plan.partitions {
+            let part = FetchPartition::default()
+                .with_partition(p)
+                .with_fetch_offset(offset)
+                .with_current_leader_epoch(-1)
+                .with_last_fetched_epoch(-1)
+                .with_log_start_offset(-1)
+                .with_partition_max_bytes(self.config.max_partition_fetch_bytes);
+            match topics.last_mut() {
+                Some(last) if last.topic.as_str() == t => last.partitions.push(part),
+                _ => topics.push(
+                    FetchTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(t)))
+                        .with_partitions(vec![part]),
+                ),
+            }
+        }
+        let mut forgotten: Vec<ForgottenTopic> = Vec::new();
+        for (t, p) in plan.forgotten {
+            match forgotten.last_mut() {
+                Some(last) if last.topic.as_str() == t => last.partitions.push(p),
+                _ => forgotten.push(
+                    ForgottenTopic::default()
+                        .with_topic(TopicName(StrBytes::from_string(t)))
+                        .with_partitions(vec![p]),
+                ),
+            }
+        }
+        // Fetch v12 names topics (v13+ would need topic ids).
+        FetchRequest::default()
+            .with_replica_id(BrokerId(-1))
+            .with_max_wait_ms(max_wait.as_millis() as i32)
+            .with_min_bytes(self.config.fetch_min_bytes)
+            .with_max_bytes(self.config.fetch_max_bytes)
+            .with_isolation_level(i8::from(self.config.read_committed))
+            .with_session_id(plan.session_id)
+            .with_session_epoch(plan.epoch)
+            .with_topics(topics)
+            .with_forgotten_topics_data(forgotten)
+    }
+
+    /// Takes in a Fetch answer for `wanted` (the positions it was sent with): updates the session,
+    /// buffers the records of partitions still wanted at those positions, applies
+    /// auto.offset.reset. True when it brought records.
+    async fn absorb(
+        &mut self,
+        leader: i32,
+        wanted: &BTreeMap<Tp, i64>,
+        sent: Result<(i16, ResponseKind), ClientError>,
+    ) -> Result<bool, ClientError> {
+        let session = self.sessions.entry(leader).or_default();
+        let r = match sent {
+            Ok((_, ResponseKind::Fetch(r))) => r,
+            Ok(_) => {
+                session.reset();
+                return Err(unexpected("Fetch"));
+            }
+            Err(e) => {
+                session.reset();
+                return Err(e);
+            }
+        };
+        session.response(r.error_code, r.session_id);
+        match r.error_code {
+            0 => {}
+            // FETCH_SESSION_ID_NOT_FOUND, INVALID_FETCH_SESSION_EPOCH: the session was reset
+            // above; the next round sends a full request.
+            70 | 71 => return Ok(false),
+            code => return Err(ClientError::kafka(code, None)),
+        }
+        let mut got = false;
+        for t in r.responses {
+            let topic = t.topic.to_string();
+            for p in t.partitions {
+                let tp = (topic.clone(), p.partition_index);
+                // A partition sought, paused or revoked while the request was out.
+                let Some(&position) = self.positions.get(&tp) else {
+                    continue;
+                };
+                if wanted.get(&tp) != Some(&position)
+                    || !self.assignment.contains(&tp)
+                    || self.paused.contains(&tp)
+                {
+                    continue;
+                }
+                match p.error_code {
+                    0 => {}
+                    1 => {
+                        // OFFSET_OUT_OF_RANGE: apply auto.offset.reset.
+                        let offset = self.reset_offset(&tp).await?;
+                        self.positions.insert(tp, offset);
+                        continue;
+                    }
+                    code => {
+                        if matches!(code, 3 | 6 | 74 | 75) {
+                            let _ = self
+                                .cluster
+                                .refresh(Some(std::slice::from_ref(&tp.0)))
+                                .await;
+                            continue;
+                        }
+                        return Err(ClientError::kafka(code, None));
+                    }
+                }
+                let Some(data) = p.records else { continue };
+                if data.is_empty() {
+                    continue;
+                }
+                let before = self.buffered.len();
+                let next = records::decode_into(&data, &topic, tp.1, position, &mut self.buffered)?;
+                got |= self.buffered.len() > before;
+                self.positions.insert(tp, next);
+            }
+        }
+        Ok(got)
     }
 }
 
@@ -895,7 +1619,7 @@ async fn heartbeat_loop(
     member_id: String,
     instance: Option<String>,
     every: Duration,
-    rejoin: Arc<AtomicBool>,
+    (rejoin, fenced): (Arc<AtomicBool>, Arc<AtomicBool>),
 ) {
     loop {
         tokio::time::sleep(every).await;
@@ -909,6 +1633,11 @@ async fn heartbeat_loop(
             .await
         {
             Ok((_, ResponseKind::Heartbeat(r))) if r.error_code == 0 => {}
+            Ok((_, ResponseKind::Heartbeat(r))) if is_fenced(r.error_code) => {
+                fenced.store(true, Ordering::Relaxed);
+                rejoin.store(true, Ordering::Relaxed);
+                return;
+            }
             _ => {
                 // REBALANCE_IN_PROGRESS, a fenced generation, or a lost coordinator: rejoin.
                 rejoin.store(true, Ordering::Relaxed);
@@ -916,6 +1645,12 @@ async fn heartbeat_loop(
             }
         }
     }
+}
+
+/// ILLEGAL_GENERATION, UNKNOWN_MEMBER_ID, FENCED_INSTANCE_ID: the coordinator has moved on
+/// without this member, so its partitions are lost rather than revoked.
+fn is_fenced(code: i16) -> bool {
+    matches!(code, 22 | 25 | 82)
 }
 
 /// Kafka's RangeAssignor: per topic, consecutive ranges to the subscribed members in member-id

@@ -252,7 +252,8 @@ impl ConsumerConfig {
     /// `auto.commit.interval.ms`, `session.timeout.ms`, `heartbeat.interval.ms`,
     /// `max.poll.interval.ms`, `max.poll.records`, `fetch.min.bytes`, `fetch.max.wait.ms`,
     /// `fetch.max.bytes`, `max.partition.fetch.bytes`, `isolation.level`,
-    /// `partition.assignment.strategy`.
+    /// `partition.assignment.strategy`, `metadata.max.age.ms`, `group.protocol` (`classic` or
+    /// `consumer`), `group.remote.assignor`.
     pub fn from_properties(props: BTreeMap<String, String>) -> Result<ConsumerConfig, ClientError> {
         let mut p = Props(props);
         let client = client(&mut p)?;
@@ -329,6 +330,23 @@ impl ConsumerConfig {
                     "unsupported partition.assignment.strategy {v:?}: expected range or roundrobin"
                 )));
             };
+        }
+        if let Some(v) = p.ms("metadata.max.age.ms")? {
+            c.metadata_max_age = v;
+        }
+        if let Some(v) = p.take("group.protocol") {
+            c.group_protocol = match v.trim().to_ascii_lowercase().as_str() {
+                "classic" => crate::consumer::GroupProtocol::Classic,
+                "consumer" => crate::consumer::GroupProtocol::Consumer,
+                other => {
+                    return Err(ClientError::Config(format!(
+                        "invalid group.protocol {other:?}: expected classic or consumer"
+                    )))
+                }
+            };
+        }
+        if let Some(v) = p.take("group.remote.assignor") {
+            c.group_remote_assignor = Some(v.trim().to_string()).filter(|v| !v.is_empty());
         }
         p.finish()?;
         Ok(c)
