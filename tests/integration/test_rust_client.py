@@ -2,7 +2,6 @@
 
 import subprocess
 
-import pytest
 
 from conftest import ROOT
 from helpers import consume_all, create_topic, kafka_partition
@@ -139,8 +138,6 @@ def test_records_from_confluent_kafka_are_read_by_the_rust_consumer_identically(
     assert lines == expected
 
 
-@pytest.mark.xfail(strict=True, reason="the Rust consumer decodes headers into kafka-protocol's "
-                   "IndexMap, so repeated header names collapse to the last one (Kafka keeps all)")
 def test_repeated_header_names_reach_the_rust_consumer(broker):
     from conftest import unique
     from helpers import produce
