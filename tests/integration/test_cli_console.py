@@ -399,3 +399,21 @@ def test_a_consumer_that_times_out_while_joining_leaves_the_group(broker_factory
     assert r.returncode == 0, r.stderr
     assert r.stdout.splitlines() == ["r1", "r2"]
     assert time.monotonic() - start < 10
+
+
+def test_log_append_time_topics_print_the_brokers_time_compressed_or_not(broker):
+    """On a LogAppendTime topic the broker's clock replaces the producer's timestamp, for
+    compressed batches as for plain ones (the client reads the batch's max timestamp)."""
+    topic = unique("lat")
+    create_topic(broker, topic, config={"message.timestamp.type": "LogAppendTime"})
+    before = int(time.time() * 1000)
+    produce(broker, topic, [(b"k", b"plain", None, 1000)], **{"compression.type": "none"})
+    produce(broker, topic, [(b"k", b"zipped", None, 1000)], **{"compression.type": "gzip"})
+    r = kafka_tool("console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
+                   "--from-beginning", "--max-messages", "2", "--property", "print.timestamp=true",
+                   check=True)
+    lines = r.stdout.splitlines()
+    assert [l.split("\t")[1] for l in lines] == ["plain", "zipped"]
+    for line in lines:
+        kind, ts = line.split("\t")[0].split(":")
+        assert kind == "LogAppendTime" and int(ts) >= before, line

@@ -46,7 +46,8 @@ pub(super) fn decode_into(
         if h.compression() == Compression::None {
             next = next.max(walk(&batch, &h, topic, partition, position, out)?);
         } else {
-            next = next.max(inflate(batch, topic, partition, position, out)?);
+            let log_append_time = h.is_log_append_time().then_some(h.max_timestamp);
+            next = next.max(inflate(batch, log_append_time, topic, partition, position, out)?);
         }
         // Records removed by compaction still advance the position past the batch.
         next = next.max(h.next_offset());
@@ -148,9 +149,12 @@ fn walk(
     Ok(next)
 }
 
-/// Decodes a compressed batch with the protocol crate's decoder.
+/// Decodes a compressed batch with the protocol crate's decoder. That decoder keeps only the last
+/// of repeated header names, and gives create times: `log_append_time` (the batch's max
+/// timestamp on a LogAppendTime topic) replaces them, as the uncompressed path does.
 fn inflate(
     mut batch: Bytes,
+    log_append_time: Option<i64>,
     topic: &str,
     partition: i32,
     position: i64,
@@ -167,7 +171,7 @@ fn inflate(
             topic: topic.to_string(),
             partition,
             offset: rec.offset,
-            timestamp: rec.timestamp,
+            timestamp: log_append_time.unwrap_or(rec.timestamp),
             key: rec.key,
             value: rec.value,
             headers: rec
