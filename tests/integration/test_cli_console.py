@@ -408,12 +408,13 @@ def test_log_append_time_topics_print_the_brokers_time_compressed_or_not(broker)
     create_topic(broker, topic, config={"message.timestamp.type": "LogAppendTime"})
     before = int(time.time() * 1000)
     produce(broker, topic, [(b"k", b"plain", None, 1000)], **{"compression.type": "none"})
-    produce(broker, topic, [(b"k", b"zipped", None, 1000)], **{"compression.type": "gzip"})
+    # Compressible, so that librdkafka really sends a gzip batch.
+    produce(broker, topic, [(b"k", b"zipped" * 200, None, 1000)], **{"compression.type": "gzip"})
     r = kafka_tool("console-consumer", "--bootstrap-server", broker.bootstrap, "--topic", topic,
                    "--from-beginning", "--max-messages", "2", "--property", "print.timestamp=true",
                    check=True)
     lines = r.stdout.splitlines()
-    assert [l.split("\t")[1] for l in lines] == ["plain", "zipped"]
+    assert [l.split("\t")[1] for l in lines] == ["plain", "zipped" * 200]
     for line in lines:
         kind, ts = line.split("\t")[0].split(":")
         assert kind == "LogAppendTime" and int(ts) >= before, line
