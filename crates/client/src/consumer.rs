@@ -277,6 +277,53 @@ struct Membership {
     heartbeat: tokio::task::JoinHandle<()>,
 }
 
+/// An OffsetCommit ready to go, detached from the consumer so it can also run in the background.
+struct PendingCommit {
+    coordinator: Arc<Connection>,
+    request: OffsetCommitRequest,
+    rejoin: Option<Arc<AtomicBool>>,
+    fenced: Option<Arc<AtomicBool>>,
+}
+
+impl PendingCommit {
+    async fn send(self) -> Result<(), ClientError> {
+        let (_, resp) = self
+            .coordinator
+            .send(
+                RequestKind::OffsetCommit(self.request),
+                ApiKey::OffsetCommit,
+                8,
+            )
+            .await?;
+        let ResponseKind::OffsetCommit(r) = resp else {
+            return Err(unexpected("OffsetCommit"));
+        };
+        for t in r.topics {
+            for p in t.partitions {
+                if matches!(p.error_code, 22 | 25 | 27) {
+                    if is_fenced(p.error_code) {
+                        if let Some(f) = &self.fenced {
+                            f.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    if let Some(r) = &self.rejoin {
+                        r.store(true, Ordering::Relaxed);
+                    }
+                }
+                check(
+                    p.error_code,
+                    Some(format!(
+                        "commit of {}-{}",
+                        t.name.as_str(),
+                        p.partition_index
+                    )),
+                )?;
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Kafka's consumer.
 pub struct Consumer {
     config: ConsumerConfig,
@@ -835,8 +882,37 @@ impl Consumer {
 
     /// Commits the given offsets (the next offset to read, as Kafka commits them).
     pub async fn commit_offsets(&mut self, offsets: &BTreeMap<Tp, i64>) -> Result<(), ClientError> {
+        match self.prepare_commit(offsets).await? {
+            Some(commit) => commit.send().await,
+            None => Ok(()),
+        }
+    }
+
+    /// Commits the current positions of all assigned partitions without waiting for the answer
+    /// (Kafka's `commitAsync`): the request is on its way when this returns, and the returned
+    /// handle resolves to its outcome. Polling goes on meanwhile; a commit refused because the
+    /// group moved on makes the next poll rejoin, as with a synchronous commit.
+    pub async fn commit_async(
+        &mut self,
+    ) -> Result<tokio::task::JoinHandle<Result<(), ClientError>>, ClientError> {
+        let offsets = self.consumed_positions(|_| true);
+        let commit = self.prepare_commit(&offsets).await?;
+        Ok(tokio::spawn(async move {
+            match commit {
+                Some(commit) => commit.send().await,
+                None => Ok(()),
+            }
+        }))
+    }
+
+    /// The OffsetCommit request for these offsets, addressed to the coordinator, with what to
+    /// tell this consumer if the group refuses it. `None` when there is nothing to commit.
+    async fn prepare_commit(
+        &mut self,
+        offsets: &BTreeMap<Tp, i64>,
+    ) -> Result<Option<PendingCommit>, ClientError> {
         if offsets.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let group = self.group()?.to_string();
         let coordinator = self.coordinator().await?;
@@ -858,7 +934,7 @@ impl Consumer {
                     .with_committed_metadata(Some(StrBytes::from_static_str(""))),
             );
         }
-        let req = OffsetCommitRequest::default()
+        let request = OffsetCommitRequest::default()
             .with_group_id(GroupId(StrBytes::from_string(group)))
             .with_generation_id_or_member_epoch(generation)
             .with_member_id(StrBytes::from_string(member))
@@ -878,33 +954,12 @@ impl Consumer {
                     })
                     .collect(),
             );
-        let (_, resp) = coordinator
-            .send(RequestKind::OffsetCommit(req), ApiKey::OffsetCommit, 8)
-            .await?;
-        let ResponseKind::OffsetCommit(r) = resp else {
-            return Err(unexpected("OffsetCommit"));
-        };
-        for t in r.topics {
-            for p in t.partitions {
-                if matches!(p.error_code, 22 | 25 | 27) {
-                    if is_fenced(p.error_code) {
-                        if let Some(m) = &self.membership {
-                            m.fenced.store(true, Ordering::Relaxed);
-                        }
-                    }
-                    self.request_rejoin();
-                }
-                check(
-                    p.error_code,
-                    Some(format!(
-                        "commit of {}-{}",
-                        t.name.as_str(),
-                        p.partition_index
-                    )),
-                )?;
-            }
-        }
-        Ok(())
+        Ok(Some(PendingCommit {
+            coordinator,
+            request,
+            rejoin: self.membership.as_ref().map(|m| m.rejoin.clone()),
+            fenced: self.membership.as_ref().map(|m| m.fenced.clone()),
+        }))
     }
 
     /// The committed offset of a partition for this group, if any.

@@ -776,3 +776,36 @@ async fn a_fenced_static_member_is_told_its_partitions_are_lost_not_revoked() {
     }
     b.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commit_async_commits_what_poll_returned_while_polling_goes_on() {
+    let b = TestBroker::start_with(&["group.initial.rebalance.delay.ms=0"]).await;
+    b.admin()
+        .create_topics(&[NewTopic::new("ca", 1, 1)], false)
+        .await
+        .unwrap();
+    let lines: String = (0..100).map(|i| format!("k{i}:v{i}\n")).collect();
+    let bootstrap = b.bootstrap.clone();
+    tokio::task::spawn_blocking(move || kcat_produce(&bootstrap, "ca", &lines))
+        .await
+        .unwrap();
+    let mut config = ConsumerConfig::new(&b.bootstrap, Some("async-committer"));
+    config.auto_offset_reset = OffsetReset::Earliest;
+    config.enable_auto_commit = false;
+    config.max_poll_records = 10;
+    let mut c = Consumer::new(config).unwrap();
+    c.subscribe(vec!["ca".into()]).unwrap();
+    let mut got = Vec::new();
+    poll_until(&mut c, 10, &mut got).await;
+    let returned = got.last().unwrap().offset + 1;
+    let pending = c.commit_async().await.unwrap();
+    // Polling is not held up by the commit in flight.
+    let more = c.poll(Duration::from_secs(5)).await.unwrap();
+    assert!(!more.is_empty());
+    pending.await.unwrap().unwrap();
+    // What was committed is what poll had returned when commit_async was called.
+    let committed = c.committed(&("ca".to_string(), 0)).await.unwrap();
+    assert_eq!(committed, Some(returned));
+    c.close().await.unwrap();
+    b.stop().await;
+}

@@ -47,7 +47,14 @@ pub(super) fn decode_into(
             next = next.max(walk(&batch, &h, topic, partition, position, out)?);
         } else {
             let log_append_time = h.is_log_append_time().then_some(h.max_timestamp);
-            next = next.max(inflate(batch, log_append_time, topic, partition, position, out)?);
+            next = next.max(inflate(
+                batch,
+                log_append_time,
+                topic,
+                partition,
+                position,
+                out,
+            )?);
         }
         // Records removed by compaction still advance the position past the batch.
         next = next.max(h.next_offset());
