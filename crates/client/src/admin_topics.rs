@@ -68,13 +68,6 @@ pub struct TopicDescription {
     pub partitions: Vec<PartitionDescription>,
 }
 
-fn resource_wire(resource: &ConfigResource) -> (i8, String) {
-    match resource {
-        ConfigResource::Topic(t) => (2, t.clone()),
-        ConfigResource::Broker(b) => (4, b.clone()),
-    }
-}
-
 fn ids(v: &[BrokerId]) -> Vec<i32> {
     v.iter().map(|b| b.0).collect()
 }
@@ -86,12 +79,12 @@ impl Admin {
         resource: &ConfigResource,
         include_synonyms: bool,
     ) -> Result<Vec<ConfigWithSynonyms>, ClientError> {
-        let (kind, name) = resource_wire(resource);
+        let (kind, name) = resource.wire();
         let req = DescribeConfigsRequest::default()
             .with_include_synonyms(include_synonyms)
             .with_resources(vec![DescribeConfigsResource::default()
                 .with_resource_type(kind)
-                .with_resource_name(s(name))
+                .with_resource_name(name)
                 .with_configuration_keys(None)]);
         let conn = match resource {
             ConfigResource::Broker(id) => match id.parse::<i32>() {

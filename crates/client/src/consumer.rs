@@ -1040,44 +1040,8 @@ impl Consumer {
         if let Some(cg) = &self.cg {
             return Ok(cg.coordinator.clone());
         }
-        let conn = self.cluster.any().await?;
-        let group = StrBytes::from_string(self.group()?.to_string());
-        // v4+ batches keys; earlier versions carry one key. A request holds only its version's.
-        let req = if conn.version(ApiKey::FindCoordinator, 4)? >= 4 {
-            FindCoordinatorRequest::default().with_coordinator_keys(vec![group])
-        } else {
-            FindCoordinatorRequest::default().with_key(group)
-        }
-        .with_key_type(0);
-        let (v, resp) = conn
-            .send(
-                RequestKind::FindCoordinator(req),
-                ApiKey::FindCoordinator,
-                4,
-            )
-            .await?;
-        let ResponseKind::FindCoordinator(r) = resp else {
-            return Err(unexpected("FindCoordinator"));
-        };
-        let (code, node, msg) = if v >= 4 {
-            let c = r
-                .coordinators
-                .first()
-                .ok_or_else(|| ClientError::Protocol("no coordinator".into()))?;
-            (
-                c.error_code,
-                c.node_id.0,
-                c.error_message.as_ref().map(|m| m.to_string()),
-            )
-        } else {
-            (
-                r.error_code,
-                r.node_id.0,
-                r.error_message.as_ref().map(|m| m.to_string()),
-            )
-        };
-        check(code, msg)?;
-        self.cluster.broker(node).await
+        let group = self.group()?.to_string();
+        Ok(self.admin.find_group_coordinator(&group).await?.1)
     }
 
     async fn ensure_membership(&mut self) -> Result<(), ClientError> {

@@ -203,6 +203,19 @@ pub fn properties_file(path: &Path) -> Result<BTreeMap<String, String>, ToolErro
     parse_properties_file(&text).map_err(|e| ToolError::new(format!("{}: {e}", path.display())))
 }
 
+/// The admin client's settings: `--command-config`'s properties with `--bootstrap-server` on top.
+pub fn admin_config(
+    command_config: Option<&Path>,
+    bootstrap_server: &[String],
+) -> Result<brook_client::cluster::ClientConfig, ToolError> {
+    let mut props = match command_config {
+        Some(path) => properties_file(path)?,
+        None => BTreeMap::new(),
+    };
+    props.insert("bootstrap.servers".into(), bootstrap(bootstrap_server)?);
+    Ok(brook_client::cluster::ClientConfig::from_properties(props)?)
+}
+
 /// Runs a tool's async body on a Tokio runtime and turns its outcome into an exit code.
 pub fn run<F>(tool: &str, body: F) -> i32
 where

@@ -6,7 +6,6 @@
 use std::path::PathBuf;
 
 use brook_client::admin::{AlterConfigOp, ConfigResource, ConfigSource};
-use brook_client::cluster::ClientConfig;
 use brook_client::{Admin, ClientError};
 use clap::Parser;
 
@@ -336,15 +335,9 @@ fn broker_message(e: &ClientError) -> String {
 }
 
 async fn execute(args: Args, entity: Entity, line: String) -> ToolResult {
-    let mut props = match &args.command_config {
-        Some(path) => common::properties_file(path)?,
-        None => Default::default(),
-    };
-    props.insert(
-        "bootstrap.servers".into(),
-        common::bootstrap(&args.bootstrap_server)?,
-    );
-    let admin = Admin::new(ClientConfig::from_properties(props)?)?;
+    let client_config =
+        common::admin_config(args.command_config.as_deref(), &args.bootstrap_server)?;
+    let admin = Admin::new(client_config)?;
     // Kafka reports a failed admin call with the command line, then the cause.
     let failed = |e: ClientError| {
         ToolError::new(format!(

@@ -12,7 +12,6 @@ use std::time::Duration;
 
 use brook_client::admin::OffsetSpec;
 use brook_client::admin_groups::{GroupDescription, TopicPartition};
-use brook_client::cluster::ClientConfig;
 use brook_client::{Admin, ClientError};
 use clap::Parser;
 
@@ -207,15 +206,9 @@ async fn execute(args: Args) -> ToolResult {
         return Err(usage("Missing required argument \"[bootstrap-server]\""));
     }
     check_options(&args)?;
-    let mut props = match &args.command_config {
-        Some(path) => common::properties_file(path)?,
-        None => Default::default(),
-    };
-    props.insert(
-        "bootstrap.servers".into(),
-        common::bootstrap(&args.bootstrap_server)?,
-    );
-    let mut config = ClientConfig::from_properties(props)?;
+    let client_config =
+        common::admin_config(args.command_config.as_deref(), &args.bootstrap_server)?;
+    let mut config = client_config;
     // --timeout bounds every request (and so the connection to an unreachable server).
     let timeout = Duration::from_millis(args.timeout.max(1));
     config.request_timeout = config.request_timeout.min(timeout);

@@ -5,7 +5,6 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use brook_client::cluster::ClientConfig;
 use brook_client::Admin;
 use clap::Parser;
 
@@ -84,14 +83,8 @@ fn parse_offset_file(text: &str) -> Result<Vec<(String, i32, i64)>, ToolError> {
 }
 
 async fn execute(args: Args) -> ToolResult {
-    let mut props = match &args.command_config {
-        Some(path) => common::properties_file(path)?,
-        None => Default::default(),
-    };
-    props.insert(
-        "bootstrap.servers".into(),
-        common::bootstrap(&args.bootstrap_server)?,
-    );
+    let client_config =
+        common::admin_config(args.command_config.as_deref(), &args.bootstrap_server)?;
     let text = std::fs::read_to_string(&args.offset_json_file).map_err(|e| {
         ToolError::new(format!(
             "Cannot read {}: {e}",
@@ -99,7 +92,7 @@ async fn execute(args: Args) -> ToolResult {
         ))
     })?;
     let targets = parse_offset_file(&text)?;
-    let admin = Admin::new(ClientConfig::from_properties(props)?)?;
+    let admin = Admin::new(client_config)?;
     println!("Executing records delete operation");
     let results = admin.delete_records(&targets).await?;
     println!("Records delete operation completed:");

@@ -8,7 +8,6 @@ use std::path::PathBuf;
 
 use brook_client::admin::{ConfigResource, ConfigSource, NewTopic};
 use brook_client::admin_topics::{PartitionDescription, TopicDescription};
-use brook_client::cluster::ClientConfig;
 use brook_client::{Admin, ClientError};
 use clap::Parser;
 
@@ -411,15 +410,9 @@ fn topic_id_string(bytes: &[u8; 16]) -> String {
 }
 
 async fn execute(args: Args, action: Action) -> ToolResult {
-    let mut props = match &args.command_config {
-        Some(path) => common::properties_file(path)?,
-        None => Default::default(),
-    };
-    props.insert(
-        "bootstrap.servers".into(),
-        common::bootstrap(&args.bootstrap_server)?,
-    );
-    let admin = Admin::new(ClientConfig::from_properties(props)?)?;
+    let client_config =
+        common::admin_config(args.command_config.as_deref(), &args.bootstrap_server)?;
+    let admin = Admin::new(client_config)?;
     match action {
         Action::Create => create(&admin, &args).await,
         Action::List => {
