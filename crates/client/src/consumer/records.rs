@@ -1,12 +1,13 @@
 //! Turning the record bytes of a Fetch response into [`ConsumerRecord`]s without copying: an
 //! uncompressed v2 batch is walked in place and each key, value and header value is a slice of the
-//! fetched `Bytes` (a reference count, no allocation). Compressed batches are inflated by the
-//! protocol crate's decoder, one batch at a time.
+//! fetched `Bytes` (a reference count, no allocation). A compressed batch's records are inflated
+//! into one buffer and walked the same way, so repeated header names and LogAppendTime survive
+//! there too.
 
 use std::collections::VecDeque;
 
 use brook_protocol::batch::{BatchHeader, Compression, HEADER_SIZE};
-use brook_protocol::kafka::records::RecordBatchDecoder;
+use brook_protocol::kafka::compression::{Decompressor, Gzip, Lz4, Snappy, Zstd};
 use bytes::Bytes;
 
 use super::ConsumerRecord;
@@ -43,19 +44,12 @@ pub(super) fn decode_into(
             next = next.max(h.next_offset());
             continue;
         }
-        if h.compression() == Compression::None {
-            next = next.max(walk(&batch, &h, topic, partition, position, out)?);
+        let records = if h.compression() == Compression::None {
+            batch.slice(HEADER_SIZE..)
         } else {
-            let log_append_time = h.is_log_append_time().then_some(h.max_timestamp);
-            next = next.max(inflate(
-                batch,
-                log_append_time,
-                topic,
-                partition,
-                position,
-                out,
-            )?);
-        }
+            inflate(batch.slice(HEADER_SIZE..), h.compression())?
+        };
+        next = next.max(walk(&records, &h, topic, partition, position, out)?);
         // Records removed by compaction still advance the position past the batch.
         next = next.max(h.next_offset());
     }
@@ -101,7 +95,7 @@ fn field(batch: &Bytes, at: &mut usize) -> Result<Option<Bytes>, ClientError> {
     Ok(Some(out))
 }
 
-/// Walks an uncompressed batch in place.
+/// Walks the uncompressed records of a batch (the bytes after its header) in place.
 fn walk(
     batch: &Bytes,
     h: &BatchHeader,
@@ -111,7 +105,7 @@ fn walk(
     out: &mut VecDeque<ConsumerRecord>,
 ) -> Result<i64, ClientError> {
     let mut next = position;
-    let mut at = HEADER_SIZE;
+    let mut at = 0;
     for _ in 0..h.records_count.max(0) {
         let len = varint(batch, &mut at)?;
         let end = at
@@ -156,39 +150,17 @@ fn walk(
     Ok(next)
 }
 
-/// Decodes a compressed batch with the protocol crate's decoder. That decoder keeps only the last
-/// of repeated header names, and gives create times: `log_append_time` (the batch's max
-/// timestamp on a LogAppendTime topic) replaces them, as the uncompressed path does.
-fn inflate(
-    mut batch: Bytes,
-    log_append_time: Option<i64>,
-    topic: &str,
-    partition: i32,
-    position: i64,
-    out: &mut VecDeque<ConsumerRecord>,
-) -> Result<i64, ClientError> {
-    let set = RecordBatchDecoder::decode(&mut batch).map_err(|e| corrupt(&e.to_string()))?;
-    let mut next = position;
-    for rec in set.records {
-        if rec.control || rec.offset < position {
-            continue;
-        }
-        next = rec.offset + 1;
-        out.push_back(ConsumerRecord {
-            topic: topic.to_string(),
-            partition,
-            offset: rec.offset,
-            timestamp: log_append_time.unwrap_or(rec.timestamp),
-            key: rec.key,
-            value: rec.value,
-            headers: rec
-                .headers
-                .into_iter()
-                .map(|(k, v)| (k.to_string(), v))
-                .collect(),
-        });
+/// The uncompressed records of a compressed batch (the bytes after the batch header).
+fn inflate(mut compressed: Bytes, codec: Compression) -> Result<Bytes, ClientError> {
+    let take = |b: &mut Bytes| Ok(std::mem::take(b));
+    match codec {
+        Compression::Gzip => Gzip::decompress(&mut compressed, take),
+        Compression::Snappy => Snappy::decompress(&mut compressed, take),
+        Compression::Lz4 => Lz4::decompress(&mut compressed, take),
+        Compression::Zstd => Zstd::decompress(&mut compressed, take),
+        Compression::None => Ok(compressed),
     }
-    Ok(next)
+    .map_err(|e| corrupt(&format!("cannot decompress ({codec:?}): {e}")))
 }
 
 #[cfg(test)]
