@@ -277,6 +277,14 @@ struct Membership {
     heartbeat: tokio::task::JoinHandle<()>,
 }
 
+impl Drop for Membership {
+    /// A consumer dropped without `close()` stops heartbeating at once, so the coordinator
+    /// evicts it after the session timeout instead of keeping it alive.
+    fn drop(&mut self) {
+        self.heartbeat.abort();
+    }
+}
+
 /// An OffsetCommit ready to go, detached from the consumer so it can also run in the background.
 struct PendingCommit {
     coordinator: Arc<Connection>,
@@ -1007,9 +1015,9 @@ impl Consumer {
                 // sets a field its version lacks cannot be encoded (and would not be sent).
                 let req = if m.coordinator.version(ApiKey::LeaveGroup, 5).unwrap_or(0) >= 3 {
                     req.with_members(vec![MemberIdentity::default()
-                        .with_member_id(StrBytes::from_string(m.member_id))])
+                        .with_member_id(StrBytes::from_string(m.member_id.clone()))])
                 } else {
-                    req.with_member_id(StrBytes::from_string(m.member_id))
+                    req.with_member_id(StrBytes::from_string(m.member_id.clone()))
                 };
                 let _ = m
                     .coordinator
@@ -1073,7 +1081,7 @@ impl Consumer {
         }
         if let Some(m) = self.membership.take() {
             m.heartbeat.abort();
-            self.member_id = m.member_id;
+            self.member_id = m.member_id.clone();
         }
         let deadline = Instant::now() + self.config.max_poll_interval;
         loop {

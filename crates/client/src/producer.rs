@@ -383,22 +383,39 @@ impl Producer {
                 return Ok(n);
             }
         }
-        let md = self
-            .cluster
-            .refresh_allowing_creation(Some(&[topic.to_string()]), true)
-            .await?;
-        let t = md.topics.get(topic).ok_or_else(|| {
-            ClientError::kafka(3, Some(format!("Topic {topic} not present in metadata")))
-        })?;
-        crate::error::check(t.error_code, None)?;
-        let n = t.partitions.len() as i32;
-        if n == 0 {
-            return Err(ClientError::kafka(5, None));
+        // As the Java producer: a topic that is not there yet (being auto-created, or not yet
+        // created by someone else) is waited for, up to max.block.ms.
+        let deadline = Instant::now() + self.config.max_block;
+        loop {
+            let md = self
+                .cluster
+                .refresh_allowing_creation(Some(&[topic.to_string()]), true)
+                .await?;
+            match md.topics.get(topic) {
+                Some(t) if t.error_code == 0 && !t.partitions.is_empty() => {
+                    let n = t.partitions.len() as i32;
+                    if let Ok(mut p) = self.partitions.lock() {
+                        p.insert(topic.to_string(), n);
+                    }
+                    return Ok(n);
+                }
+                // UNKNOWN_TOPIC_OR_PARTITION and LEADER_NOT_AVAILABLE pass; others do not.
+                Some(t) if !matches!(t.error_code, 0 | 3 | 5) => {
+                    crate::error::check(t.error_code, None)?
+                }
+                _ => {}
+            }
+            if Instant::now() + self.config.retry_backoff > deadline {
+                return Err(ClientError::kafka(
+                    3,
+                    Some(format!(
+                        "Topic {topic} not present in metadata after {} ms.",
+                        self.config.max_block.as_millis()
+                    )),
+                ));
+            }
+            tokio::time::sleep(self.config.retry_backoff).await;
         }
-        if let Ok(mut p) = self.partitions.lock() {
-            p.insert(topic.to_string(), n);
-        }
-        Ok(n)
     }
 
     /// Sends everything queued and waits until each record is acknowledged or has failed.

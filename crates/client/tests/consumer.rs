@@ -809,3 +809,45 @@ async fn commit_async_commits_what_poll_returned_while_polling_goes_on() {
     c.close().await.unwrap();
     b.stop().await;
 }
+
+async fn members(admin: &brook_client::Admin, group: &str) -> usize {
+    admin.describe_groups(&[group.to_string()]).await.unwrap()[0]
+        .members
+        .len()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_consumer_dropped_without_close_stops_heartbeating_and_is_evicted() {
+    let b = TestBroker::start_with(&[
+        "group.initial.rebalance.delay.ms=0",
+        "group.min.session.timeout.ms=500",
+    ])
+    .await;
+    b.admin()
+        .create_topics(&[NewTopic::new("dropped", 1, 1)], false)
+        .await
+        .unwrap();
+    let mut config = ConsumerConfig::new(&b.bootstrap, Some("dropper"));
+    config.session_timeout = Duration::from_millis(1000);
+    config.heartbeat_interval = Duration::from_millis(100);
+    let mut c = Consumer::new(config).unwrap();
+    c.subscribe(vec!["dropped".into()]).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while c.assignment().is_empty() && Instant::now() < deadline {
+        c.poll(Duration::from_millis(100)).await.unwrap();
+    }
+    assert_eq!(c.assignment().len(), 1);
+    let admin = b.admin();
+    assert_eq!(members(&admin, "dropper").await, 1);
+    drop(c);
+    // Heartbeats stop with the consumer: the coordinator evicts it after the session timeout.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while members(&admin, "dropper").await > 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the dropped member was never evicted"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    b.stop().await;
+}

@@ -4,6 +4,7 @@
 mod common;
 
 use std::process::Command;
+use std::time::Duration;
 
 use brook_client::admin::NewTopic;
 use brook_client::partitioner::partition_for_key;
@@ -605,4 +606,46 @@ fn producer_futures_can_be_spawned() {
         let flush = p.flush();
         send_future(&flush);
     });
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_topic_is_waited_for_up_to_max_block() {
+    let b = TestBroker::start_with(&["auto.create.topics.enable=false"]).await;
+    let mut config = ProducerConfig::new(&b.bootstrap);
+    config.max_block = Duration::from_millis(600);
+    let producer = Producer::new(config).unwrap();
+
+    // Nobody creates it: the send fails after max.block.ms, with Kafka's message.
+    let started = std::time::Instant::now();
+    let e = producer
+        .send(ProducerRecord::new("never", None::<String>, Some("v")))
+        .await
+        .unwrap()
+        .await
+        .unwrap_err();
+    assert!(
+        started.elapsed() >= Duration::from_millis(500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(
+        e.to_string()
+            .contains("Topic never not present in metadata after 600 ms."),
+        "{e}"
+    );
+
+    // Created while the producer waits: the record goes through.
+    let admin = b.admin();
+    let send = producer.send(ProducerRecord::new("later", None::<String>, Some("v")));
+    let create = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        admin
+            .create_topics(&[NewTopic::new("later", 1, 1)], false)
+            .await
+            .unwrap();
+    };
+    let (sent, ()) = tokio::join!(send, create);
+    producer.flush().await.unwrap();
+    assert_eq!(sent.unwrap().await.unwrap().offset, 0);
+    b.stop().await;
 }
