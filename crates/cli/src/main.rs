@@ -70,7 +70,7 @@ fn main() -> anyhow::Result<()> {
                 .collect();
             let base = first.strip_suffix(".sh").unwrap_or(&first);
             let base = match base.starts_with("kafka-")
-                || tools::common::edit_distance(base, "broker") <= 2
+                || brook_broker::config::strsim(base, "broker") <= 2
             {
                 true => base.to_string(),
                 false => format!("kafka-{base}"),

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::path::Path;
 
+use brook_broker::config::strsim;
 use brook_client::properties::parse_properties_file;
 
 /// A tool's failure: the message for stderr and the exit code.
@@ -107,7 +108,7 @@ pub fn unknown_flag(known: &[String], args: &[String]) -> Option<String> {
 pub fn closest<'a>(known: &'a [String], name: &str) -> Option<&'a str> {
     let (best, distance) = known
         .iter()
-        .map(|k| (k.as_str(), edit_distance(k, name)))
+        .map(|k| (k.as_str(), strsim(k, name)))
         .min_by_key(|(_, d)| *d)?;
     let near = distance <= 3.max(name.len() / 3) && distance < name.len().max(1);
     // "all-config" is far from "add-config" by letters but shares the "-config" suffix.
@@ -134,27 +135,12 @@ pub fn suggestions<'a>(known: &'a [String], name: &str) -> Vec<&'a str> {
         .filter(|k| words(k).iter().filter(|w| mine.contains(w)).count() >= 2)
         .map(String::as_str)
         .collect();
-    sharing.sort_by_key(|k| edit_distance(k, name));
+    sharing.sort_by_key(|k| strsim(k, name));
     if sharing.is_empty() {
         closest(known, name).into_iter().collect()
     } else {
         sharing
     }
-}
-
-/// Levenshtein distance.
-pub fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut cur = vec![i + 1; b.len() + 1];
-        for (j, cb) in b.iter().enumerate() {
-            let cost = usize::from(ca != *cb);
-            cur[j + 1] = (prev[j] + cost).min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[b.len()]
 }
 
 /// `--bootstrap-server` values as one comma-separated list: Kafka separates servers with commas;
