@@ -49,12 +49,16 @@ const BROKER_PROPERTIES: &[(&str, Kind)] = &[
     ("advertised.listeners", Kind::List),
     ("auto.create.topics.enable", Kind::Bool),
     ("auto.leader.rebalance.enable", Kind::Bool),
+    ("broker.heartbeat.interval.ms", Kind::Int),
     ("broker.id", Kind::Int),
     ("broker.rack", Kind::Str),
+    ("broker.session.timeout.ms", Kind::Int),
     ("cluster.id", Kind::Str),
     ("compression.type", Kind::Str),
     ("controller.listener.names", Kind::List),
     ("controller.quorum.bootstrap.servers", Kind::List),
+    ("controller.quorum.election.timeout.ms", Kind::Int),
+    ("controller.quorum.fetch.timeout.ms", Kind::Int),
     ("controller.quorum.voters", Kind::List),
     ("default.replication.factor", Kind::Int),
     ("delete.topic.enable", Kind::Bool),
@@ -67,6 +71,8 @@ const BROKER_PROPERTIES: &[(&str, Kind)] = &[
     ("group.max.size", Kind::Int),
     ("group.min.session.timeout.ms", Kind::Int),
     ("inter.broker.listener.name", Kind::Str),
+    ("leader.imbalance.check.interval.seconds", Kind::Long),
+    ("leader.imbalance.per.broker.percentage", Kind::Int),
     ("listener.security.protocol.map", Kind::List),
     ("listeners", Kind::List),
     ("log.cleaner.delete.retention.ms", Kind::Long),
@@ -104,6 +110,7 @@ const BROKER_PROPERTIES: &[(&str, Kind)] = &[
     ("num.network.threads", Kind::Int),
     ("num.partitions", Kind::Int),
     ("num.recovery.threads.per.data.dir", Kind::Int),
+    ("num.replica.fetchers", Kind::Int),
     ("offset.metadata.max.bytes", Kind::Int),
     ("offsets.retention.check.interval.ms", Kind::Long),
     ("offsets.retention.minutes", Kind::Int),
@@ -111,7 +118,12 @@ const BROKER_PROPERTIES: &[(&str, Kind)] = &[
     ("offsets.topic.replication.factor", Kind::Int),
     ("offsets.topic.segment.bytes", Kind::Int),
     ("process.roles", Kind::List),
+    ("replica.fetch.max.bytes", Kind::Int),
+    ("replica.fetch.min.bytes", Kind::Int),
+    ("replica.fetch.response.max.bytes", Kind::Int),
+    ("replica.fetch.wait.max.ms", Kind::Int),
     ("replica.lag.time.max.ms", Kind::Long),
+    ("replica.socket.timeout.ms", Kind::Int),
     ("share.coordinator.state.topic.min.isr", Kind::Int),
     (
         "share.coordinator.state.topic.replication.factor",
@@ -130,7 +142,11 @@ const BROKER_PROPERTIES: &[(&str, Kind)] = &[
 pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("auto.create.topics.enable", "true"),
     ("auto.leader.rebalance.enable", "true"),
+    ("broker.heartbeat.interval.ms", "2000"),
+    ("broker.session.timeout.ms", "9000"),
     ("compression.type", "producer"),
+    ("controller.quorum.election.timeout.ms", "1000"),
+    ("controller.quorum.fetch.timeout.ms", "2000"),
     ("default.replication.factor", "1"),
     ("delete.topic.enable", "true"),
     ("group.consumer.heartbeat.interval.ms", "5000"),
@@ -141,6 +157,8 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("group.max.session.timeout.ms", "1800000"),
     ("group.max.size", "2147483647"),
     ("group.min.session.timeout.ms", "6000"),
+    ("leader.imbalance.check.interval.seconds", "300"),
+    ("leader.imbalance.per.broker.percentage", "10"),
     ("log.cleaner.delete.retention.ms", "86400000"),
     ("log.cleaner.enable", "true"),
     ("log.cleaner.max.compaction.lag.ms", "9223372036854775807"),
@@ -168,13 +186,19 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("num.network.threads", "3"),
     ("num.partitions", "1"),
     ("num.recovery.threads.per.data.dir", "2"),
+    ("num.replica.fetchers", "1"),
     ("offset.metadata.max.bytes", "4096"),
     ("offsets.retention.check.interval.ms", "600000"),
     ("offsets.retention.minutes", "10080"),
     ("offsets.topic.num.partitions", "50"),
     ("offsets.topic.replication.factor", "3"),
     ("offsets.topic.segment.bytes", "104857600"),
+    ("replica.fetch.max.bytes", "1048576"),
+    ("replica.fetch.min.bytes", "1"),
+    ("replica.fetch.response.max.bytes", "10485760"),
+    ("replica.fetch.wait.max.ms", "500"),
     ("replica.lag.time.max.ms", "30000"),
+    ("replica.socket.timeout.ms", "30000"),
     ("socket.receive.buffer.bytes", "102400"),
     ("socket.request.max.bytes", "104857600"),
     ("socket.send.buffer.bytes", "102400"),
@@ -237,6 +261,8 @@ pub struct BrokerConfig {
     pub rack: Option<String>,
     /// Group coordinator settings (group.* and offsets.* properties).
     pub coordinator: CoordinatorSettings,
+    /// Cluster mode: controller quorum, broker liveness, replication.
+    pub cluster: ClusterSettings,
     /// Every property as given (after defaults), for DescribeConfigs on the broker.
     pub properties: BTreeMap<String, String>,
     /// Broker-level defaults for topic configs, by topic config name, from their broker synonyms.
@@ -244,6 +270,88 @@ pub struct BrokerConfig {
 }
 
 /// The defaults that make `brook broker` work with nothing configured.
+/// Which roles this node plays (`process.roles`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcessRoles {
+    pub broker: bool,
+    pub controller: bool,
+}
+
+/// One member of the controller quorum (`controller.quorum.voters`: `id@host:port`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumVoter {
+    pub id: i32,
+    pub host: String,
+    pub port: u16,
+}
+
+/// Settings of cluster mode: the controller quorum, broker liveness and partition replication.
+/// With no voters configured the node runs alone on its embedded single-node metadata log.
+#[derive(Debug, Clone)]
+pub struct ClusterSettings {
+    pub process_roles: ProcessRoles,
+    pub voters: Vec<QuorumVoter>,
+    /// The listener the controller quorum speaks on (named by `controller.listener.names`), when
+    /// this node is a controller in cluster mode.
+    pub controller_listener: Option<Listener>,
+    /// The listener other brokers fetch from (`inter.broker.listener.name`).
+    pub inter_broker_listener_name: String,
+    pub broker_heartbeat_interval_ms: u64,
+    pub broker_session_timeout_ms: u64,
+    pub election_timeout_ms: u64,
+    pub replica_lag_time_max_ms: u64,
+    pub replica_fetch_wait_max_ms: i32,
+    pub replica_fetch_min_bytes: i32,
+    pub replica_fetch_max_bytes: i32,
+    pub replica_fetch_response_max_bytes: i32,
+    pub replica_socket_timeout_ms: u64,
+    pub auto_leader_rebalance_enable: bool,
+    pub leader_imbalance_check_interval_ms: u64,
+    pub leader_imbalance_per_broker_percentage: i32,
+}
+
+impl ClusterSettings {
+    /// Whether this node is part of a multi-node cluster (a controller quorum is configured).
+    pub fn enabled(&self) -> bool {
+        !self.voters.is_empty()
+    }
+}
+
+fn parse_voters(value: &str) -> Result<Vec<QuorumVoter>, ConfigError> {
+    let invalid = |reason: String| ConfigError::Invalid {
+        name: "controller.quorum.voters".into(),
+        value: value.to_string(),
+        reason,
+    };
+    let mut out: Vec<QuorumVoter> = Vec::new();
+    for v in list(value) {
+        let (id, addr) = v
+            .split_once('@')
+            .ok_or_else(|| invalid(format!("'{v}' is not of the form id@host:port")))?;
+        let id: i32 = id
+            .parse()
+            .map_err(|_| invalid(format!("'{id}' in '{v}' is not a node id")))?;
+        let (host, port) = addr
+            .rsplit_once(':')
+            .ok_or_else(|| invalid(format!("'{v}' is not of the form id@host:port")))?;
+        let port: u16 = port
+            .parse()
+            .map_err(|_| invalid(format!("'{port}' in '{v}' is not a port")))?;
+        if out.iter().any(|o| o.id == id) {
+            return Err(invalid(format!("node id {id} is listed twice")));
+        }
+        out.push(QuorumVoter {
+            id,
+            host: host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+            port,
+        });
+    }
+    Ok(out)
+}
+
 pub const EMBEDDED_DEFAULTS: &[(&str, &str)] = &[
     ("node.id", "1"),
     ("process.roles", "broker,controller"),
@@ -528,6 +636,111 @@ impl BrokerConfig {
         };
 
         // Topic defaults from broker synonyms; retention and roll accept hours/minutes too.
+        let roles = list(&get("process.roles").unwrap_or_default());
+        if roles.is_empty() || roles.iter().any(|r| r != "broker" && r != "controller") {
+            return Err(invalid(
+                "process.roles",
+                "must be broker, controller, or broker,controller",
+            ));
+        }
+        let process_roles = ProcessRoles {
+            broker: roles.iter().any(|r| r == "broker"),
+            controller: roles.iter().any(|r| r == "controller"),
+        };
+        let voters = match get("controller.quorum.voters") {
+            Some(v) => parse_voters(&v)?,
+            None => Vec::new(),
+        };
+        if voters.is_empty() && !(process_roles.broker && process_roles.controller) {
+            return Err(invalid(
+                "process.roles",
+                "a node without both roles needs controller.quorum.voters",
+            ));
+        }
+        let controller_listener = if voters.is_empty() || !process_roles.controller {
+            None
+        } else {
+            if !voters.iter().any(|v| v.id == node_id as i32) {
+                return Err(ConfigError::Invalid {
+                    name: "controller.quorum.voters".into(),
+                    value: get("controller.quorum.voters").unwrap_or_default(),
+                    reason: format!("node.id {node_id} has the controller role but is not a voter"),
+                });
+            }
+            let name = controller_names.first().ok_or_else(|| {
+                invalid(
+                    "controller.listener.names",
+                    "must name the controller listener in cluster mode",
+                )
+            })?;
+            Some(
+                listeners
+                    .iter()
+                    .find(|l| &l.name == name)
+                    .cloned()
+                    .ok_or_else(|| {
+                        invalid(
+                            "controller.listener.names",
+                            "names a listener that is not in listeners",
+                        )
+                    })?,
+            )
+        };
+        if process_roles.broker
+            && !listeners
+                .iter()
+                .any(|l| !controller_names.contains(&l.name))
+        {
+            return Err(invalid(
+                "listeners",
+                "a broker needs a listener that is not a controller listener",
+            ));
+        }
+        let inter_broker_listener_name = get("inter.broker.listener.name").unwrap_or_else(|| {
+            listeners
+                .iter()
+                .find(|l| !controller_names.contains(&l.name))
+                .map(|l| l.name.clone())
+                .unwrap_or_default()
+        });
+        let session_timeout = positive("broker.session.timeout.ms", 9_000)?;
+        let heartbeat_interval = positive("broker.heartbeat.interval.ms", 2_000)?;
+        if heartbeat_interval >= session_timeout {
+            return Err(invalid(
+                "broker.heartbeat.interval.ms",
+                "must be less than broker.session.timeout.ms",
+            ));
+        }
+        let cluster = ClusterSettings {
+            process_roles,
+            voters,
+            controller_listener,
+            inter_broker_listener_name,
+            broker_heartbeat_interval_ms: heartbeat_interval as u64,
+            broker_session_timeout_ms: session_timeout as u64,
+            election_timeout_ms: positive("controller.quorum.election.timeout.ms", 1_000)? as u64,
+            replica_lag_time_max_ms: positive("replica.lag.time.max.ms", 30_000)? as u64,
+            replica_fetch_wait_max_ms: positive("replica.fetch.wait.max.ms", 500)? as i32,
+            replica_fetch_min_bytes: positive("replica.fetch.min.bytes", 1)? as i32,
+            replica_fetch_max_bytes: positive("replica.fetch.max.bytes", 1_048_576)? as i32,
+            replica_fetch_response_max_bytes: positive(
+                "replica.fetch.response.max.bytes",
+                10_485_760,
+            )? as i32,
+            replica_socket_timeout_ms: positive("replica.socket.timeout.ms", 30_000)? as u64,
+            auto_leader_rebalance_enable: boolean("auto.leader.rebalance.enable", true),
+            leader_imbalance_check_interval_ms: positive(
+                "leader.imbalance.check.interval.seconds",
+                300,
+            )? as u64
+                * 1000,
+            leader_imbalance_per_broker_percentage: int(
+                "leader.imbalance.per.broker.percentage",
+                10,
+            )
+            .clamp(0, 100) as i32,
+        };
+
         let mut topic_defaults = BTreeMap::new();
         for def in TOPIC_CONFIGS {
             let mut value = def.broker_synonym.and_then(get);
@@ -572,14 +785,25 @@ impl BrokerConfig {
             log_retention_check_interval_ms: check_interval as u64,
             rack: get("broker.rack"),
             coordinator,
+            cluster,
             properties: map,
             topic_defaults,
         })
     }
 
-    /// The listener clients connect to (the first non-controller one).
+    /// The listener clients connect to: the first one that is not a controller listener.
     pub fn client_listener(&self) -> &Listener {
-        &self.listeners[0]
+        let controller: Vec<String> = list(
+            &self
+                .properties
+                .get("controller.listener.names")
+                .cloned()
+                .unwrap_or_default(),
+        );
+        self.listeners
+            .iter()
+            .find(|l| !controller.contains(&l.name))
+            .unwrap_or(&self.listeners[0])
     }
 }
 
@@ -658,6 +882,57 @@ mod tests {
             let kind = kind_of(name).unwrap_or_else(|| panic!("{name} is not a known property"));
             check_value(name, kind, value).unwrap();
         }
+    }
+
+    #[test]
+    fn cluster_settings_follow_kafka_names() {
+        let c = load(&[
+            ("node.id", "2"),
+            ("process.roles", "broker,controller"),
+            (
+                "controller.quorum.voters",
+                "1@127.0.0.1:9093,2@127.0.0.1:9095,3@[::1]:9097",
+            ),
+            ("controller.listener.names", "CONTROLLER"),
+            (
+                "listeners",
+                "PLAINTEXT://127.0.0.1:9094,CONTROLLER://127.0.0.1:9095",
+            ),
+        ])
+        .unwrap();
+        assert!(c.cluster.enabled());
+        assert_eq!(c.cluster.voters.len(), 3);
+        assert_eq!(c.cluster.voters[2].host, "::1");
+        assert_eq!(c.cluster.controller_listener.as_ref().unwrap().port, 9095);
+        assert_eq!(c.client_listener().name, "PLAINTEXT");
+        assert_eq!(c.cluster.inter_broker_listener_name, "PLAINTEXT");
+        assert_eq!(c.cluster.broker_session_timeout_ms, 9_000);
+        assert_eq!(c.cluster.replica_lag_time_max_ms, 30_000);
+        // A controller that is not a voter, a voter list that is not id@host:port, a controller
+        // listener that does not exist: each is refused with the property named.
+        let base = [
+            ("node.id", "4"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+            ("listeners", "PLAINTEXT://:9094,CONTROLLER://:9095"),
+        ];
+        let e = load(&base).unwrap_err();
+        assert!(e.to_string().contains("not a voter"), "{e}");
+        let e = load(&[("controller.quorum.voters", "127.0.0.1:9093")]).unwrap_err();
+        assert!(e.to_string().contains("id@host:port"), "{e}");
+        let mut broker_only = base.to_vec();
+        broker_only.push(("process.roles", "broker"));
+        assert!(!load(&broker_only).unwrap().cluster.process_roles.controller);
+        let e = load(&[("process.roles", "controller")]).unwrap_err();
+        assert!(e.to_string().contains("controller.quorum.voters"), "{e}");
+        let e = load(&[
+            ("node.id", "1"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093"),
+            ("controller.listener.names", "CTL"),
+            ("listeners", "PLAINTEXT://:9094,CONTROLLER://:9095"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("not in listeners"), "{e}");
     }
 
     #[test]
