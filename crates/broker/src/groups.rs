@@ -15,7 +15,7 @@ use brook_coordinator::{
     Committed, Event, GroupConfig, GroupError, Groups, JoinOutcome, JoinRequest, JoinResponse,
     Offsets, OffsetsRecord, SyncOutcome, SyncRequest, SyncResponse,
 };
-use brook_metadata::controller::{self, NewTopic};
+use brook_metadata::controller::NewTopic;
 use brook_protocol::batch::{build_batch, SimpleRecord};
 use brook_protocol::kafka::records::RecordBatchDecoder;
 use bytes::Bytes;
@@ -119,13 +119,12 @@ impl GroupService {
                     ),
                 ],
             };
-            let defaults = broker.controller_defaults();
             broker
-                .commit(|image| {
-                    if image.topic(CONSUMER_OFFSETS).is_some() {
-                        return Ok((vec![], ()));
-                    }
-                    controller::create_topic(image, defaults, &req).map(|c| (c.records, ()))
+                .submit(brook_metadata::ControllerOp::CreateTopic {
+                    topic: req,
+                    defaults: broker.controller_defaults(),
+                    validate_only: false,
+                    if_missing: true,
                 })
                 .map_err(|e: MetaCommitError| ServiceError::Topic(e.to_string()))?;
         }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::image::MetadataImage;
@@ -11,7 +12,7 @@ use crate::record::{ConfigResource, MetadataRecord};
 use crate::topic_config::{validate_topic_config, ConfigError};
 
 /// Why the controller refused a change. Each variant is one Kafka error code (mapped by the broker).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ControllerError {
     #[error("Topic '{0}' already exists.")]
     TopicAlreadyExists(String),
@@ -40,7 +41,7 @@ impl From<ConfigError> for ControllerError {
 }
 
 /// Broker-wide defaults the controller applies.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct ControllerDefaults {
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -78,7 +79,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
 }
 
 /// A request to create one topic.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NewTopic {
     pub name: String,
     /// -1 = broker default.
@@ -339,7 +340,7 @@ pub fn create_partitions(
 }
 
 /// One incremental config operation (IncrementalAlterConfigs' op codes).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConfigOp {
     Set(String),
     Delete,

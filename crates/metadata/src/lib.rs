@@ -10,9 +10,11 @@
 
 pub mod controller;
 pub mod image;
+pub mod ops;
 pub mod record;
 pub mod store;
 pub mod topic_config;
 
 pub use image::{MetadataImage, PartitionImage, TopicImage};
+pub use ops::{ControllerOp, ControllerReply};
 pub use record::MetadataRecord;
