@@ -67,6 +67,7 @@ pub fn group_code(e: GroupError) -> ResponseError {
         GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
         GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
         GroupError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
+        GroupError::NotCoordinator => ResponseError::NotCoordinator,
     }
 }
 

@@ -135,6 +135,11 @@ impl MetadataImage {
         }
     }
 
+    /// How many brokers can host new replicas (registered; in cluster mode also unfenced).
+    pub fn live_broker_count(&self) -> usize {
+        self.brokers.len()
+    }
+
     pub fn topic(&self, name: &str) -> Option<&TopicImage> {
         self.topics.get(name)
     }
