@@ -502,3 +502,590 @@ pub fn auto_rebalance_with(
     }
     records
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::controller::{self, ControllerDefaults, NewTopic};
+
+    const DEFAULTS: ControllerDefaults = ControllerDefaults {
+        num_partitions: 1,
+        default_replication_factor: 1,
+    };
+
+    fn apply(image: &mut MetadataImage, records: &[MetadataRecord]) {
+        for r in records {
+            image.apply(r);
+        }
+    }
+
+    /// `n` registered, unfenced brokers 1..=n.
+    fn cluster(n: i32) -> MetadataImage {
+        let mut image = MetadataImage::default();
+        for id in 1..=n {
+            let recs = register_broker(&image, id, "localhost", 9090 + id, None);
+            apply(&mut image, &recs);
+            let recs = unfence_broker(&image, id);
+            apply(&mut image, &recs);
+        }
+        image
+    }
+
+    /// Creates topic `name` with the given replica lists; returns its id.
+    fn topic(image: &mut MetadataImage, name: &str, assignments: &[Vec<i32>]) -> Uuid {
+        let created = controller::create_topic(
+            image,
+            DEFAULTS,
+            &NewTopic {
+                name: name.into(),
+                num_partitions: -1,
+                replication_factor: -1,
+                assignments: assignments
+                    .iter()
+                    .cloned()
+                    .enumerate()
+                    .map(|(i, r)| (i as i32, r))
+                    .collect(),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        apply(image, &created.records);
+        created.topic_id
+    }
+
+    fn fence(image: &mut MetadataImage, node_id: i32) {
+        let recs = fence_broker(image, node_id, |_| false);
+        apply(image, &recs);
+    }
+
+    fn unfence(image: &mut MetadataImage, node_id: i32) {
+        let recs = unfence_broker(image, node_id);
+        apply(image, &recs);
+    }
+
+    fn part<'a>(image: &'a MetadataImage, name: &str, p: i32) -> &'a PartitionImage {
+        &image.topic(name).unwrap().partitions[&p]
+    }
+
+    fn alter_req(
+        image: &MetadataImage,
+        name: &str,
+        p: i32,
+        new_isr: &[i32],
+    ) -> AlterPartitionRequest {
+        let t = image.topic(name).unwrap();
+        let pi = &t.partitions[&p];
+        AlterPartitionRequest {
+            broker_id: pi.leader,
+            broker_epoch: image.brokers.get(&pi.leader).map_or(-1, |b| b.epoch),
+            topic_id: t.topic_id,
+            partition: p,
+            leader_epoch: pi.leader_epoch,
+            partition_epoch: pi.partition_epoch,
+            new_isr: new_isr.to_vec(),
+        }
+    }
+
+    fn alter(image: &mut MetadataImage, name: &str, p: i32, new_isr: &[i32]) {
+        let req = alter_req(image, name, p, new_isr);
+        let (recs, _) = alter_partition(image, &req).unwrap();
+        apply(image, &recs);
+    }
+
+    #[test]
+    fn registration_hands_out_new_epochs_and_starts_fenced() {
+        let mut image = MetadataImage::default();
+        for id in [1, 2, 3] {
+            let recs = register_broker(&image, id, "h", 9092, Some("r"));
+            assert_eq!(recs.len(), 1);
+            apply(&mut image, &recs);
+        }
+        let epochs: Vec<i64> = image.brokers.values().map(|b| b.epoch).collect();
+        assert_eq!(epochs, vec![0, 1, 2]);
+        assert!(image.live_brokers().is_empty());
+        let recs = unfence_broker(&image, 2);
+        assert_eq!(recs, vec![MetadataRecord::UnfenceBroker { node_id: 2 }]);
+        apply(&mut image, &recs);
+        assert_eq!(image.live_brokers(), vec![2]);
+        assert!(unfence_broker(&image, 2).is_empty());
+        assert!(unfence_broker(&image, 9).is_empty());
+        // A re-registration is a new incarnation: new epoch, fenced again.
+        let recs = register_broker(&image, 2, "h2", 9093, None);
+        apply(&mut image, &recs);
+        let b = &image.brokers[&2];
+        assert_eq!((b.epoch, b.fenced, b.host.as_str()), (3, true, "h2"));
+    }
+
+    #[test]
+    fn fencing_the_leader_moves_leadership_along_the_isr_and_keeps_the_last_member() {
+        let mut image = cluster(3);
+        topic(&mut image, "t", &[vec![1, 2, 3]]);
+        let recs = fence_broker(&image, 1, |_| false);
+        assert_eq!(
+            recs.last(),
+            Some(&MetadataRecord::FenceBroker { node_id: 1 })
+        );
+        assert_eq!(recs.len(), 2);
+        apply(&mut image, &recs);
+        let p = part(&image, "t", 0);
+        assert_eq!(
+            (p.leader, p.isr.clone(), p.leader_epoch, p.partition_epoch),
+            (2, vec![2, 3], 1, 1)
+        );
+
+        fence(&mut image, 2);
+        let p = part(&image, "t", 0);
+        assert_eq!(
+            (p.leader, p.isr.clone(), p.leader_epoch, p.partition_epoch),
+            (3, vec![3], 2, 2)
+        );
+
+        // The last ISR member dies: no leader, but it stays in the ISR.
+        fence(&mut image, 3);
+        let p = part(&image, "t", 0);
+        assert_eq!(
+            (p.leader, p.isr.clone(), p.leader_epoch, p.partition_epoch),
+            (NO_LEADER, vec![3], 3, 3)
+        );
+
+        // Broker 1 coming back does not make it leader: it may lack data 3 had.
+        let recs = unfence_broker(&image, 1);
+        assert_eq!(recs, vec![MetadataRecord::UnfenceBroker { node_id: 1 }]);
+        apply(&mut image, &recs);
+        assert_eq!(part(&image, "t", 0).leader, NO_LEADER);
+        // Broker 3 coming back leads again.
+        let recs = unfence_broker(&image, 3);
+        assert_eq!(recs.len(), 2);
+        apply(&mut image, &recs);
+        let p = part(&image, "t", 0);
+        assert_eq!(
+            (p.leader, p.isr.clone(), p.leader_epoch, p.partition_epoch),
+            (3, vec![3], 4, 4)
+        );
+    }
+
+    #[test]
+    fn fencing_a_follower_only_shrinks_the_isr() {
+        let mut image = cluster(3);
+        topic(&mut image, "t", &[vec![1, 2, 3], vec![1, 2]]);
+        fence(&mut image, 3);
+        let p0 = part(&image, "t", 0);
+        assert_eq!(
+            (
+                p0.leader,
+                p0.isr.clone(),
+                p0.leader_epoch,
+                p0.partition_epoch
+            ),
+            (1, vec![1, 2], 0, 1)
+        );
+        // A partition the broker is not in is untouched.
+        assert_eq!(part(&image, "t", 1).partition_epoch, 0);
+        // Fencing again changes nothing.
+        assert!(fence_broker(&image, 3, |_| false).is_empty());
+        assert!(fence_broker(&image, 42, |_| true).is_empty());
+    }
+
+    #[test]
+    fn unclean_election_on_fencing_only_where_the_topic_allows_it() {
+        let mut image = cluster(2);
+        topic(&mut image, "clean", &[vec![1, 2]]);
+        topic(&mut image, "dirty", &[vec![1, 2]]);
+        alter(&mut image, "clean", 0, &[1]);
+        alter(&mut image, "dirty", 0, &[1]);
+        let recs = fence_broker(&image, 1, |t| t == "dirty");
+        apply(&mut image, &recs);
+        let clean = part(&image, "clean", 0);
+        assert_eq!((clean.leader, clean.isr.clone()), (NO_LEADER, vec![1]));
+        let dirty = part(&image, "dirty", 0);
+        assert_eq!(
+            (dirty.leader, dirty.isr.clone(), dirty.leader_epoch),
+            (2, vec![2], 1)
+        );
+    }
+
+    #[test]
+    fn controlled_shutdown_moves_leaders_cleanly_and_fences() {
+        let mut image = cluster(3);
+        topic(&mut image, "t", &[vec![1, 2], vec![2, 1], vec![1]]);
+        let recs = begin_controlled_shutdown(&image, 1);
+        assert_eq!(recs, fence_broker(&image, 1, |_| false));
+        apply(&mut image, &recs);
+        assert_eq!(part(&image, "t", 0).leader, 2);
+        assert_eq!(part(&image, "t", 1).isr, vec![2]);
+        assert_eq!(part(&image, "t", 2).leader, NO_LEADER);
+        assert!(image.brokers[&1].fenced);
+    }
+
+    #[test]
+    fn re_registration_takes_the_old_incarnation_out_of_service() {
+        let mut image = cluster(2);
+        topic(&mut image, "t", &[vec![1, 2]]);
+        let recs = register_broker(&image, 1, "localhost", 9091, None);
+        assert!(matches!(
+            recs[0],
+            MetadataRecord::RegisterBroker { fenced: true, .. }
+        ));
+        apply(&mut image, &recs);
+        let p = part(&image, "t", 0);
+        assert_eq!((p.leader, p.isr.clone()), (2, vec![2]));
+    }
+
+    #[test]
+    fn alter_partition_shrinks_and_expands_the_isr() {
+        let mut image = cluster(3);
+        topic(&mut image, "t", &[vec![1, 2, 3]]);
+        let req = alter_req(&image, "t", 0, &[1, 2]);
+        let (recs, state) = alter_partition(&image, &req).unwrap();
+        assert_eq!(recs.len(), 1);
+        apply(&mut image, &recs);
+        assert_eq!(part(&image, "t", 0), &state);
+        assert_eq!(
+            (state.isr.clone(), state.leader_epoch, state.partition_epoch),
+            (vec![1, 2], 0, 1)
+        );
+        // The same request again is built on an old partition epoch.
+        assert_eq!(
+            alter_partition(&image, &req),
+            Err(AlterPartitionError::InvalidUpdateVersion)
+        );
+        // Asking for the ISR it already has changes nothing.
+        let (recs, same) = alter_partition(&image, &alter_req(&image, "t", 0, &[1, 2])).unwrap();
+        assert!(recs.is_empty());
+        assert_eq!(&same, part(&image, "t", 0));
+        alter(&mut image, "t", 0, &[1, 2, 3]);
+        assert_eq!(part(&image, "t", 0).isr, vec![1, 2, 3]);
+        assert_eq!(part(&image, "t", 0).partition_epoch, 2);
+    }
+
+    #[test]
+    fn alter_partition_refusals() {
+        use AlterPartitionError as E;
+        let mut image = cluster(4);
+        let id = topic(&mut image, "t", &[vec![1, 2, 3]]);
+        alter(&mut image, "t", 0, &[1, 2]);
+        let ok = alter_req(&image, "t", 0, &[1, 2, 3]);
+        let with = |f: &dyn Fn(&mut AlterPartitionRequest)| {
+            let mut r = ok.clone();
+            f(&mut r);
+            alter_partition(&image, &r)
+        };
+        assert_eq!(with(&|r| r.broker_epoch += 1), Err(E::StaleBrokerEpoch));
+        assert_eq!(with(&|r| r.broker_id = 9), Err(E::StaleBrokerEpoch));
+        assert_eq!(
+            with(&|r| r.topic_id = Uuid::nil()),
+            Err(E::UnknownTopicOrPartition)
+        );
+        assert_eq!(with(&|r| r.partition = 1), Err(E::UnknownTopicOrPartition));
+        let epoch2 = image.brokers[&2].epoch;
+        assert_eq!(
+            with(&|r| {
+                r.broker_id = 2;
+                r.broker_epoch = epoch2;
+            }),
+            Err(E::NotLeaderOrFollower)
+        );
+        assert_eq!(with(&|r| r.leader_epoch += 1), Err(E::NotController));
+        assert_eq!(with(&|r| r.partition_epoch += 1), Err(E::NotController));
+        assert_eq!(
+            with(&|r| r.partition_epoch -= 1),
+            Err(E::InvalidUpdateVersion)
+        );
+        assert!(matches!(
+            with(&|r| r.new_isr.clear()),
+            Err(E::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            with(&|r| r.new_isr = vec![2, 3]),
+            Err(E::InvalidRequest(_))
+        ));
+        assert!(matches!(
+            with(&|r| r.new_isr = vec![1, 2, 2]),
+            Err(E::InvalidRequest(_))
+        ));
+        // Broker 4 is live but no replica; a fenced replica may not join either.
+        assert_eq!(
+            with(&|r| r.new_isr = vec![1, 2, 4]),
+            Err(E::IneligibleReplica)
+        );
+        assert!(alter_partition(&image, &ok).is_ok());
+        fence(&mut image, 3);
+        assert_eq!(alter_partition(&image, &ok), Err(E::IneligibleReplica));
+
+        // A leader that lost and regained leadership quotes an old leader epoch.
+        fence(&mut image, 1);
+        unfence(&mut image, 1);
+        alter(&mut image, "t", 0, &[2, 1]);
+        let (recs, _) = elect_leaders(&image, ElectionType::Preferred, None);
+        apply(&mut image, &recs);
+        let p = part(&image, "t", 0);
+        assert_eq!((p.leader, p.leader_epoch), (1, 2));
+        let stale = AlterPartitionRequest {
+            broker_epoch: image.brokers[&1].epoch,
+            topic_id: id,
+            leader_epoch: 1,
+            partition_epoch: p.partition_epoch,
+            ..ok.clone()
+        };
+        assert_eq!(alter_partition(&image, &stale), Err(E::FencedLeaderEpoch));
+
+        let codes: Vec<i16> = [
+            E::UnknownTopicOrPartition,
+            E::NotLeaderOrFollower,
+            E::NotController,
+            E::InvalidRequest(String::new()),
+            E::FencedLeaderEpoch,
+            E::StaleBrokerEpoch,
+            E::InvalidUpdateVersion,
+            E::IneligibleReplica,
+        ]
+        .iter()
+        .map(E::code)
+        .collect();
+        assert_eq!(codes, vec![3, 6, 41, 42, 74, 77, 95, 107]);
+    }
+
+    #[test]
+    fn preferred_election_results() {
+        let mut image = cluster(3);
+        topic(&mut image, "t", &[vec![1, 2, 3], vec![2, 3, 1]]);
+        fence(&mut image, 1);
+        unfence(&mut image, 1);
+        let t0 = (TopicRef::Name("t".into()), 0);
+        let t1 = (TopicRef::Name("t".into()), 1);
+        let unknown = (TopicRef::Name("nope".into()), 0);
+        let bad_partition = (TopicRef::Name("t".into()), 7);
+        // Broker 1 is back but not in the ISR yet.
+        let (recs, results) = elect_leaders(
+            &image,
+            ElectionType::Preferred,
+            Some(&[t0.clone(), t1.clone(), unknown, bad_partition]),
+        );
+        assert!(recs.is_empty());
+        let got: Vec<Result<(), ElectionError>> = results.iter().map(|r| r.result).collect();
+        assert_eq!(
+            got,
+            vec![
+                Err(ElectionError::PreferredLeaderNotAvailable),
+                Err(ElectionError::ElectionNotNeeded),
+                Err(ElectionError::UnknownTopicOrPartition),
+                Err(ElectionError::UnknownTopicOrPartition),
+            ]
+        );
+        alter(&mut image, "t", 0, &[2, 3, 1]);
+        let id = image.topic("t").unwrap().topic_id;
+        let (recs, results) = elect_leaders(
+            &image,
+            ElectionType::Preferred,
+            Some(&[(TopicRef::Id(id), 0), t0.clone()]),
+        );
+        assert_eq!(recs.len(), 1, "a partition named twice is elected once");
+        assert!(results.iter().all(|r| r.result.is_ok()));
+        assert_eq!(results[0].topic, TopicRef::Id(id));
+        apply(&mut image, &recs);
+        let p = part(&image, "t", 0);
+        assert_eq!(
+            (p.leader, p.isr.clone(), p.leader_epoch),
+            (1, vec![2, 3, 1], 2)
+        );
+        // For all partitions, those already led by their preferred replica are left out.
+        let (recs, results) = elect_leaders(&image, ElectionType::Preferred, None);
+        assert!(recs.is_empty() && results.is_empty());
+        let codes: Vec<i16> = [
+            ElectionError::UnknownTopicOrPartition,
+            ElectionError::PreferredLeaderNotAvailable,
+            ElectionError::EligibleLeadersNotAvailable,
+            ElectionError::ElectionNotNeeded,
+        ]
+        .iter()
+        .map(ElectionError::code)
+        .collect();
+        assert_eq!(codes, vec![3, 80, 83, 84]);
+    }
+
+    #[test]
+    fn unclean_election_results() {
+        let mut image = cluster(3);
+        topic(&mut image, "t", &[vec![1, 2], vec![3]]);
+        alter(&mut image, "t", 0, &[1]);
+        fence(&mut image, 1);
+        fence(&mut image, 3);
+        let all = [
+            (TopicRef::Name("t".into()), 0),
+            (TopicRef::Name("t".into()), 1),
+        ];
+        let (recs, results) = elect_leaders(&image, ElectionType::Unclean, Some(&all));
+        assert_eq!(results[0].result, Ok(()));
+        assert_eq!(
+            results[1].result,
+            Err(ElectionError::EligibleLeadersNotAvailable)
+        );
+        apply(&mut image, &recs);
+        let p = part(&image, "t", 0);
+        assert_eq!((p.leader, p.isr.clone(), p.leader_epoch), (2, vec![2], 2));
+        let (_, results) = elect_leaders(&image, ElectionType::Unclean, Some(&all[..1]));
+        assert_eq!(results[0].result, Err(ElectionError::ElectionNotNeeded));
+        // With `None`, only the partition that could not be helped is reported.
+        let (recs, results) = elect_leaders(&image, ElectionType::Unclean, None);
+        assert!(recs.is_empty());
+        assert_eq!(results.len(), 1);
+        assert_eq!(results[0].partition, 1);
+    }
+
+    #[test]
+    fn auto_rebalance_waits_for_more_than_ten_percent_imbalance() {
+        let mut image = cluster(2);
+        let assignments = vec![vec![1, 2]; 10];
+        topic(&mut image, "t", &assignments);
+        let id = image.topic("t").unwrap().topic_id;
+        // Broker 1 prefers all ten partitions; hand `k` of them to broker 2.
+        let set_leader_2 = |image: &mut MetadataImage, k: i32| {
+            for p in 0..k {
+                let cur = part(image, "t", p).clone();
+                if let Some(rec) = change(id, &cur, 2, cur.isr.clone()) {
+                    image.apply(&rec);
+                }
+            }
+        };
+        set_leader_2(&mut image, 1);
+        assert!(
+            auto_rebalance(&image).is_empty(),
+            "10% is not more than 10%"
+        );
+        set_leader_2(&mut image, 2);
+        let recs = auto_rebalance(&image);
+        assert_eq!(recs.len(), 2);
+        apply(&mut image, &recs);
+        assert!(image
+            .topic("t")
+            .unwrap()
+            .partitions
+            .values()
+            .all(|p| p.leader == 1));
+        // A preferred replica that is fenced or out of the ISR is skipped.
+        set_leader_2(&mut image, 5);
+        alter(&mut image, "t", 0, &[2]);
+        let recs = auto_rebalance(&image);
+        assert_eq!(recs.len(), 4);
+        assert!(auto_rebalance_with(&image, 50).is_empty());
+    }
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Fence(i32, bool),
+        Unfence(i32),
+        Register(i32),
+        Alter(i32, u8),
+        Preferred,
+        Unclean,
+        Rebalance,
+    }
+
+    fn op() -> impl proptest::strategy::Strategy<Value = Op> {
+        use proptest::prelude::*;
+        prop_oneof![
+            (1..=4i32, any::<bool>()).prop_map(|(b, u)| Op::Fence(b, u)),
+            (1..=4i32).prop_map(Op::Unfence),
+            (1..=4i32).prop_map(Op::Register),
+            (0..6i32, any::<u8>()).prop_map(|(p, m)| Op::Alter(p, m)),
+            Just(Op::Preferred),
+            Just(Op::Unclean),
+            Just(Op::Rebalance),
+        ]
+    }
+
+    /// What must hold between every pair of images a batch of records links.
+    fn check_step(before: &MetadataImage, after: &MetadataImage, records: &[MetadataRecord]) {
+        let mut seen = std::collections::BTreeSet::new();
+        for r in records {
+            if let MetadataRecord::Partition {
+                topic_id,
+                partition,
+                leader,
+                leader_epoch,
+                partition_epoch,
+                ..
+            } = r
+            {
+                assert!(
+                    seen.insert((*topic_id, *partition)),
+                    "one record per partition: {records:?}"
+                );
+                let old = &before.topic_by_id(topic_id).unwrap().partitions[partition];
+                assert_eq!(*partition_epoch, old.partition_epoch + 1);
+                let bump = i32::from(*leader != old.leader);
+                assert_eq!(*leader_epoch, old.leader_epoch + bump);
+            }
+        }
+        for (t, p) in partitions(after) {
+            let name = &t.name;
+            assert!(!p.isr.is_empty(), "{name}-{} has an empty ISR", p.partition);
+            assert!(p.isr.iter().all(|b| p.replicas.contains(b)));
+            let mut unique = p.isr.clone();
+            unique.sort_unstable();
+            unique.dedup();
+            assert_eq!(unique.len(), p.isr.len());
+            let live_isr: Vec<i32> = p
+                .isr
+                .iter()
+                .copied()
+                .filter(|b| after.is_live(*b))
+                .collect();
+            if p.leader == NO_LEADER {
+                assert!(
+                    live_isr.is_empty(),
+                    "{p:?} leaderless with a live ISR member"
+                );
+                assert_eq!(
+                    p.isr.len(),
+                    1,
+                    "{p:?}: only the last member outlives its broker"
+                );
+            } else {
+                assert!(after.is_live(p.leader), "{p:?}: fenced leader");
+                assert_eq!(live_isr, p.isr, "{p:?}: dead ISR member beside a leader");
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn leadership_invariants_hold_under_any_sequence(ops in proptest::collection::vec(op(), 1..40)) {
+            let mut image = cluster(4);
+            topic(&mut image, "t", &[vec![1, 2, 3], vec![2, 3, 4], vec![3, 4, 1], vec![4, 1, 2], vec![1, 2], vec![3]]);
+            for op in ops {
+                let records = match op {
+                    Op::Fence(b, unclean) => fence_broker(&image, b, |_| unclean),
+                    Op::Unfence(b) => unfence_broker(&image, b),
+                    Op::Register(b) => register_broker(&image, b, "h", 1, None),
+                    Op::Alter(p, mask) => {
+                        let pi = part(&image, "t", p).clone();
+                        let mut isr: Vec<i32> = pi.replicas.iter().copied().enumerate()
+                            .filter(|(i, _)| mask & (1 << i) != 0).map(|(_, b)| b).collect();
+                        if mask & 0x80 != 0 && !isr.contains(&pi.leader) {
+                            isr.push(pi.leader);
+                        }
+                        let req = alter_req(&image, "t", p, &isr);
+                        match alter_partition(&image, &req) {
+                            Ok((recs, state)) => {
+                                let mut next = image.clone();
+                                apply(&mut next, &recs);
+                                proptest::prop_assert_eq!(part(&next, "t", p), &state);
+                                recs
+                            }
+                            Err(_) => Vec::new(),
+                        }
+                    }
+                    Op::Preferred => elect_leaders(&image, ElectionType::Preferred, None).0,
+                    Op::Unclean => elect_leaders(&image, ElectionType::Unclean, None).0,
+                    Op::Rebalance => auto_rebalance(&image),
+                };
+                let mut next = image.clone();
+                apply(&mut next, &records);
+                check_step(&image, &next, &records);
+                image = next;
+            }
+        }
+    }
+}

@@ -160,3 +160,256 @@ impl BrokerHeartbeats {
             .collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cluster;
+
+    const TIMEOUT: u64 = 9_000;
+
+    /// Applies records to both the image and the session view, as the active controller does.
+    fn commit(
+        image: &mut MetadataImage,
+        hb: &mut BrokerHeartbeats,
+        now: u64,
+        decide: impl FnOnce(&MetadataImage) -> Vec<MetadataRecord>,
+    ) {
+        for r in &decide(image) {
+            image.apply(r);
+            hb.replay(r, now);
+        }
+    }
+
+    fn registered(n: i32) -> (MetadataImage, BrokerHeartbeats) {
+        let mut image = MetadataImage::default();
+        let mut hb = BrokerHeartbeats::new(TIMEOUT);
+        for id in 1..=n {
+            let recs = cluster::register_broker(&image, id, "h", 9092, None);
+            commit(&mut image, &mut hb, 0, |_| recs);
+        }
+        (image, hb)
+    }
+
+    #[test]
+    fn a_registered_broker_is_unfenced_on_heartbeat_and_unknown_ones_must_register() {
+        let (mut image, mut hb) = registered(2);
+        let epoch = image.brokers[&1].epoch;
+        assert_eq!(
+            hb.on_heartbeat(1, epoch, 100, false),
+            HeartbeatOutcome::Unfence
+        );
+        commit(&mut image, &mut hb, 100, |img| {
+            cluster::unfence_broker(img, 1)
+        });
+        assert_eq!(
+            hb.on_heartbeat(1, epoch, 200, false),
+            HeartbeatOutcome::NoChange
+        );
+        assert_eq!(
+            hb.on_heartbeat(1, epoch + 5, 300, false),
+            HeartbeatOutcome::StaleBrokerEpoch
+        );
+        assert_eq!(
+            hb.last_contact_ms(1),
+            Some(200),
+            "a stale heartbeat is not contact"
+        );
+        assert_eq!(
+            hb.on_heartbeat(7, 0, 300, false),
+            HeartbeatOutcome::NotRegistered
+        );
+        // Re-registering hands out a new epoch; the old one is stale from then on.
+        commit(&mut image, &mut hb, 400, |img| {
+            cluster::register_broker(img, 1, "h", 9092, None)
+        });
+        assert_eq!(
+            hb.on_heartbeat(1, epoch, 500, false),
+            HeartbeatOutcome::StaleBrokerEpoch
+        );
+        let new_epoch = image.brokers[&1].epoch;
+        assert_eq!(
+            hb.on_heartbeat(1, new_epoch, 500, false),
+            HeartbeatOutcome::Unfence
+        );
+    }
+
+    #[test]
+    fn only_unfenced_brokers_silent_past_the_session_timeout_expire() {
+        let (mut image, mut hb) = registered(3);
+        for id in [1, 2] {
+            let epoch = image.brokers[&id].epoch;
+            hb.on_heartbeat(id, epoch, 1_000, false);
+            commit(&mut image, &mut hb, 1_000, |img| {
+                cluster::unfence_broker(img, id)
+            });
+        }
+        assert_eq!(hb.expired(1_000 + TIMEOUT), Vec::<i32>::new());
+        let e2 = image.brokers[&2].epoch;
+        assert_eq!(
+            hb.on_heartbeat(2, e2, 5_000, false),
+            HeartbeatOutcome::NoChange
+        );
+        // Broker 3 never unfenced, so it never expires; broker 1 went silent.
+        assert_eq!(hb.expired(1_001 + TIMEOUT), vec![1]);
+        assert_eq!(hb.expired(5_001 + TIMEOUT), vec![1, 2]);
+        commit(&mut image, &mut hb, 20_000, |img| {
+            cluster::fence_broker(img, 1, |_| false)
+        });
+        assert_eq!(hb.expired(20_000), vec![2]);
+        // A clock that steps back does not expire or panic.
+        assert!(hb.expired(0).is_empty());
+    }
+
+    #[test]
+    fn a_new_controller_gives_every_broker_a_fresh_session() {
+        let (mut image, mut hb) = registered(2);
+        commit(&mut image, &mut hb, 0, |img| {
+            cluster::unfence_broker(img, 1)
+        });
+        assert_eq!(hb.expired(100_000), vec![1]);
+        let mut successor = BrokerHeartbeats::new(TIMEOUT);
+        successor.reset_all(100_000, &image);
+        assert!(successor.expired(100_000 + TIMEOUT).is_empty());
+        assert_eq!(successor.expired(100_001 + TIMEOUT), vec![1]);
+        let e2 = image.brokers[&2].epoch;
+        assert_eq!(
+            successor.on_heartbeat(2, e2, 100_500, false),
+            HeartbeatOutcome::Unfence
+        );
+        assert_eq!(successor.session_timeout_ms(), TIMEOUT);
+    }
+
+    #[test]
+    fn controlled_shutdown_moves_leaders_then_lets_the_broker_go() {
+        let (mut image, mut hb) = registered(2);
+        for id in [1, 2] {
+            commit(&mut image, &mut hb, 0, |img| {
+                cluster::unfence_broker(img, id)
+            });
+        }
+        let created = crate::controller::create_topic(
+            &image,
+            crate::controller::ControllerDefaults {
+                num_partitions: 2,
+                default_replication_factor: 2,
+            },
+            &crate::controller::NewTopic {
+                name: "t".into(),
+                num_partitions: -1,
+                replication_factor: -1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        commit(&mut image, &mut hb, 0, |_| created.records.clone());
+        let e1 = image.brokers[&1].epoch;
+        assert_eq!(
+            hb.on_heartbeat(1, e1, 10, true),
+            HeartbeatOutcome::ControlledShutdown
+        );
+        commit(&mut image, &mut hb, 10, |img| {
+            cluster::begin_controlled_shutdown(img, 1)
+        });
+        assert!(image
+            .topic("t")
+            .unwrap()
+            .partitions
+            .values()
+            .all(|p| p.leader == 2 && p.isr == vec![2]));
+        assert_eq!(
+            hb.on_heartbeat(1, e1, 20, true),
+            HeartbeatOutcome::ShutdownNow
+        );
+        assert!(hb.expired(1_000_000).contains(&2));
+        assert!(!hb.expired(1_000_000).contains(&1));
+    }
+
+    #[test]
+    fn a_silent_leader_is_fenced_and_its_partitions_move() {
+        let (mut image, mut hb) = registered(3);
+        for id in 1..=3 {
+            commit(&mut image, &mut hb, 0, |img| {
+                cluster::unfence_broker(img, id)
+            });
+        }
+        let created = crate::controller::create_topic(
+            &image,
+            crate::controller::ControllerDefaults {
+                num_partitions: 3,
+                default_replication_factor: 3,
+            },
+            &crate::controller::NewTopic {
+                name: "t".into(),
+                num_partitions: -1,
+                replication_factor: -1,
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        commit(&mut image, &mut hb, 0, |_| created.records.clone());
+        let mut now = 0;
+        while now < 3 * TIMEOUT {
+            now += 2_000;
+            for id in [2, 3] {
+                let epoch = image.brokers[&id].epoch;
+                assert_eq!(
+                    hb.on_heartbeat(id, epoch, now, false),
+                    HeartbeatOutcome::NoChange
+                );
+            }
+            for id in hb.expired(now) {
+                commit(&mut image, &mut hb, now, |img| {
+                    cluster::fence_broker(img, id, |_| false)
+                });
+            }
+        }
+        assert!(image.brokers[&1].fenced);
+        let t = image.topic("t").unwrap();
+        assert!(t
+            .partitions
+            .values()
+            .all(|p| p.leader != 1 && !p.isr.contains(&1)));
+        // It comes back: a fresh registration, unfenced on its first heartbeat, then a preferred
+        // election once the leaders let it back into the ISR.
+        commit(&mut image, &mut hb, now, |img| {
+            cluster::register_broker(img, 1, "h", 9092, None)
+        });
+        let e1 = image.brokers[&1].epoch;
+        assert_eq!(
+            hb.on_heartbeat(1, e1, now, false),
+            HeartbeatOutcome::Unfence
+        );
+        commit(&mut image, &mut hb, now, |img| {
+            cluster::unfence_broker(img, 1)
+        });
+        assert!(hb.expired(now + TIMEOUT).is_empty());
+        assert_eq!(image.live_brokers(), vec![1, 2, 3]);
+        let topic_id = image.topic("t").unwrap().topic_id;
+        for p in 0..3 {
+            let part = image.topic("t").unwrap().partitions[&p].clone();
+            let mut new_isr = part.isr.clone();
+            new_isr.push(1);
+            let req = cluster::AlterPartitionRequest {
+                broker_id: part.leader,
+                broker_epoch: image.brokers[&part.leader].epoch,
+                topic_id,
+                partition: p,
+                leader_epoch: part.leader_epoch,
+                partition_epoch: part.partition_epoch,
+                new_isr,
+            };
+            let (recs, _) = cluster::alter_partition(&image, &req).unwrap();
+            commit(&mut image, &mut hb, now, |_| recs);
+        }
+        commit(&mut image, &mut hb, now, cluster::auto_rebalance);
+        let leaders: Vec<i32> = image
+            .topic("t")
+            .unwrap()
+            .partitions
+            .values()
+            .map(|p| p.leader)
+            .collect();
+        assert_eq!(leaders, vec![1, 2, 3]);
+    }
+}
