@@ -2,12 +2,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::record::{ConfigResource, MetadataRecord};
 
-/// A partition's replica assignment and leadership.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A partition's replica assignment and leadership (serde: the controller answers AlterPartition
+/// with it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionImage {
     pub partition: i32,
     pub replicas: Vec<i32>,
