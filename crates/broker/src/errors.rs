@@ -48,6 +48,9 @@ pub fn controller_code(e: &ControllerError) -> ResponseError {
         ControllerError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
         ControllerError::UnknownTopicId => ResponseError::UnknownTopicId,
         ControllerError::InvalidRequest(_) => ResponseError::InvalidRequest,
+        ControllerError::AlterPartition(e) => {
+            ResponseError::try_from_code(e.code()).unwrap_or(ResponseError::UnknownServerError)
+        }
     }
 }
 

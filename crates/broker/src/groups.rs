@@ -109,7 +109,7 @@ impl GroupService {
                 let rf = self
                     .settings
                     .offsets_replication_factor
-                    .min(broker.image().live_broker_count().max(1) as i16);
+                    .min(broker.image().live_brokers().len().max(1) as i16);
                 let req = NewTopic {
                     name: CONSUMER_OFFSETS.into(),
                     num_partitions: self.settings.offsets_partitions,

@@ -127,6 +127,8 @@ impl Broker {
             host: advertised.host.clone(),
             port: advertised.port as i32,
             rack: broker.config.rack.clone(),
+            epoch: image.next_broker_epoch,
+            fenced: false,
         };
         let mut records = Vec::new();
         let current = image.brokers.get(&broker.config.node_id);
