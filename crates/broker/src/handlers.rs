@@ -64,7 +64,7 @@ fn code(e: ResponseError) -> i16 {
     e.code()
 }
 
-fn commit_error(e: &CommitError) -> (i16, String) {
+pub(crate) fn commit_error(e: &CommitError) -> (i16, String) {
     match e {
         CommitError::Refused(c) => (code(controller_code(c)), c.to_string()),
         // The active controller could not be reached in time (a quorum election, a partition):
@@ -167,6 +167,9 @@ pub async fn handle(broker: &Arc<Broker>, req: Request, peer: std::net::SocketAd
         }
         RequestKind::ConsumerGroupDescribe(r) => {
             ResponseKind::ConsumerGroupDescribe(g::consumer_group_describe(broker, r))
+        }
+        RequestKind::ElectLeaders(r) => {
+            ResponseKind::ElectLeaders(crate::cluster_handlers::elect_leaders(broker, r))
         }
         other => {
             // The decoder only lets through keys in the version table, so this is a table entry
