@@ -294,6 +294,15 @@ fn topic() -> TopicName {
 }
 
 async fn produce(node: &Node, acks: i16, value: &str) -> PartitionProduceResponse {
+    produce_within(node, acks, value, 10_000).await
+}
+
+async fn produce_within(
+    node: &Node,
+    acks: i16,
+    value: &str,
+    timeout_ms: i32,
+) -> PartitionProduceResponse {
     let batch = build_batch(
         0,
         1000,
@@ -305,7 +314,7 @@ async fn produce(node: &Node, acks: i16, value: &str) -> PartitionProduceRespons
     );
     let req = ProduceRequest::default()
         .with_acks(acks)
-        .with_timeout_ms(10_000)
+        .with_timeout_ms(timeout_ms)
         .with_topic_data(vec![TopicProduceData::default()
             .with_name(topic())
             .with_partition_data(vec![PartitionProduceData::default()
@@ -519,4 +528,20 @@ async fn a_diverged_old_leader_truncates_to_the_new_leader() {
     assert_eq!((r.error_code, r.base_offset), (0, 7));
     all_identical(&c, 8).await;
     assert_eq!(consumer_fetch(&c.nodes[0]).await.error_code, 6);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn acks_all_times_out_while_the_isr_lags() {
+    let mut c = cluster().await;
+    assert_eq!(produce(&c.nodes[0], -1, "a").await.error_code, 0);
+    // Both followers gone but still in the ISR (the lag time has not passed): the record is
+    // appended, never committed within the request's timeout.
+    for i in [1, 2] {
+        c.nodes[i].stop().await;
+        c.ctl.detach(i as i32);
+    }
+    let r = produce_within(&c.nodes[0], -1, "b", 200).await;
+    assert_eq!((r.error_code, r.base_offset), (7, 1), "REQUEST_TIMED_OUT");
+    assert_eq!(c.nodes[0].leo(), 2);
+    assert_eq!(consumer_fetch(&c.nodes[0]).await.high_watermark, 1);
 }
