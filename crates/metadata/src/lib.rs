@@ -10,6 +10,7 @@
 
 pub mod controller;
 pub mod image;
+pub mod quorum;
 pub mod record;
 pub mod store;
 pub mod topic_config;
