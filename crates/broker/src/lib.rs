@@ -3,9 +3,10 @@
 //! This crate owns sockets ([`server`]), request routing and the request handlers ([`handlers`]),
 //! the broker's configuration ([`config`]), the mapping of every internal error to a Kafka error
 //! code ([`errors`]), and the replicas this broker hosts with their logs ([`state`]), and the group coordinator's I/O
-//! ([`groups`]: waiting requests, `__consumer_offsets`, timers). It builds on
-//! `brook-protocol` for bytes, `brook-storage` for partition logs and `brook-metadata` for cluster
-//! metadata, and must not leak sockets or Tokio into those crates.
+//! ([`groups`]: waiting requests, `__consumer_offsets`, timers), and in cluster mode the Raft
+//! metadata quorum's transport and handle ([`quorum`]). It builds on `brook-protocol` for bytes,
+//! `brook-storage` for partition logs and `brook-metadata` for cluster metadata, and must not leak
+//! sockets into those crates (openraft brings Tokio into `brook-metadata`'s quorum stores).
 
 pub mod config;
 pub mod errors;
@@ -13,6 +14,7 @@ pub mod fetch_session;
 pub mod group_handlers;
 pub mod groups;
 pub mod handlers;
+pub mod quorum;
 pub mod server;
 pub mod state;
 

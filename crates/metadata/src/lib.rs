@@ -4,9 +4,9 @@
 //! applying them in order builds; the [`controller`] validates a request against the image and
 //! answers with the records to append plus a per-item result, without doing any I/O itself, so the
 //! same logic can later sit behind a Raft quorum. [`store`] keeps the records durable on one node
-//! (a Raft log replaces it in cluster mode). [`topic_config`] defines Kafka's topic configuration
-//! names, defaults and validation. This crate knows nothing of sockets, partition data or the wire
-//! codec.
+//! (in cluster mode [`quorum`]'s Raft log and state machine, replicated by openraft, replace it).
+//! [`topic_config`] defines Kafka's topic configuration names, defaults and validation. This crate
+//! knows nothing of sockets, partition data or the wire codec.
 
 pub mod controller;
 pub mod image;
