@@ -298,3 +298,61 @@ async fn a_malformed_frame_closes_only_that_connection() {
         .unwrap();
     cluster.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_behind_a_purged_log_catches_up_by_snapshot() {
+    let mut cluster = Cluster::start(3).await;
+    let leader = cluster.leader().await;
+    let lagging = cluster
+        .nodes
+        .keys()
+        .copied()
+        .find(|id| *id != leader)
+        .unwrap();
+    cluster.stop(lagging).await;
+    let lq = cluster.nodes[&leader].clone();
+    for i in 0..5 {
+        commit_topic(&lq, &format!("t{i}")).await.unwrap().unwrap();
+    }
+    // Snapshot the leader and purge its whole log: the lagging node can only get a snapshot.
+    let applied = lq
+        .inner
+        .raft
+        .metrics()
+        .borrow()
+        .last_applied
+        .map(|l| l.index);
+    lq.trigger_snapshot().await.unwrap();
+    eventually("the leader's snapshot", || {
+        lq.inner.raft.metrics().borrow().snapshot.map(|l| l.index) >= applied
+    })
+    .await;
+    let upto = applied.unwrap();
+    lq.inner.raft.trigger().purge_log(upto).await.unwrap();
+    eventually("the leader's purge", || {
+        lq.inner.raft.metrics().borrow().purged.map(|l| l.index) >= Some(upto)
+    })
+    .await;
+
+    cluster.restart(lagging).await;
+    let expected = lq.image();
+    let q = cluster.nodes[&lagging].clone();
+    image_where(&q, "the leader's image", |i| **i == *expected).await;
+    // It never built a snapshot of its own (that takes 1000 entries): this one was installed.
+    assert!(cluster.dirs[&lagging]
+        .path()
+        .join("raft-snapshot.json")
+        .exists());
+    eventually("the installed snapshot in the metrics", || {
+        q.inner.raft.metrics().borrow().snapshot.is_some()
+    })
+    .await;
+    // And it keeps following the log after the snapshot.
+    commit_topic(&lq, "after-snapshot").await.unwrap().unwrap();
+    image_where(&q, "a topic after the snapshot", |i| {
+        i.topic("after-snapshot").is_some()
+    })
+    .await;
+    drop((lq, q));
+    cluster.shutdown().await;
+}
