@@ -41,7 +41,7 @@ use brook_metadata::quorum::{
 use brook_metadata::{MetadataImage, MetadataRecord};
 use openraft::error::{
     CheckIsLeaderError, ClientWriteError, Fatal, InitializeError, InstallSnapshotError,
-    NetworkError, RPCError, RaftError, RemoteError, Unreachable,
+    NetworkError, PayloadTooLarge, RPCError, RaftError, RemoteError, Unreachable,
 };
 use openraft::network::RPCOption;
 use openraft::raft::{
@@ -188,9 +188,13 @@ async fn write_frame<W: AsyncWrite + Unpin, T: Serialize>(
     if body.len() > MAX_FRAME_BYTES {
         return Err(FrameError::TooLarge(body.len()));
     }
+    write_body(w, &body).await
+}
+
+async fn write_body<W: AsyncWrite + Unpin>(w: &mut W, body: &[u8]) -> Result<(), FrameError> {
     let mut out = Vec::with_capacity(body.len() + 4);
     out.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    out.extend_from_slice(&body);
+    out.extend_from_slice(body);
     w.write_all(&out).await?;
     w.flush().await?;
     Ok(())
@@ -215,6 +219,9 @@ enum CallError {
     Timeout { addr: String, timeout: Duration },
     #[error("{addr} answered a {got} with the wrong reply")]
     WrongReply { addr: String, got: &'static str },
+    /// Not sent: the request does not fit in a frame.
+    #[error("a request of {bytes} bytes exceeds the frame limit of {MAX_FRAME_BYTES}")]
+    TooLarge { bytes: usize },
 }
 
 impl CallError {
@@ -245,6 +252,13 @@ impl PeerConn {
         timeout: Duration,
     ) -> Result<ControllerReply, CallError> {
         let addr = self.addr.clone();
+        let body = serde_json::to_vec(req).map_err(|e| CallError::Frame {
+            addr: addr.clone(),
+            source: FrameError::Malformed(e),
+        })?;
+        if body.len() > MAX_FRAME_BYTES {
+            return Err(CallError::TooLarge { bytes: body.len() });
+        }
         let conn = self.conn.take();
         let result = tokio::time::timeout(timeout, async {
             let mut conn = match conn {
@@ -267,7 +281,7 @@ impl PeerConn {
                 addr: addr.clone(),
                 source,
             };
-            write_frame(&mut conn, req).await.map_err(frame_err)?;
+            write_body(&mut conn, &body).await.map_err(frame_err)?;
             let body = read_frame(&mut conn)
                 .await
                 .map_err(frame_err)?
@@ -333,11 +347,16 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        let entries = rpc.entries.len() as u64;
         let req = ControllerRpc::AppendEntries(rpc);
         match self.conn.call(&req, option.soft_ttl()).await {
             Ok(ControllerReply::AppendEntries(Ok(r))) => Ok(r),
             Ok(ControllerReply::AppendEntries(Err(e))) => Err(self.remote(RaftError::Fatal(e))),
             Ok(_) => Err(self.wrong("AppendEntries")),
+            // openraft resends fewer entries at a time.
+            Err(CallError::TooLarge { .. }) if entries > 1 => Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(entries / 2),
+            )),
             Err(e) => Err(e.into_rpc()),
         }
     }
