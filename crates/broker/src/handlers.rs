@@ -319,14 +319,16 @@ fn metadata(broker: &Arc<Broker>, r: MetadataRequest, version: i16) -> MetadataR
     MetadataResponse::default()
         .with_brokers(brokers(broker, &image))
         .with_cluster_id(Some(s(broker.cluster_id.clone())))
-        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_controller_id(BrokerId(broker.controller_id()))
         .with_topics(topics)
 }
 
 fn brokers(broker: &Broker, image: &MetadataImage) -> Vec<MetadataResponseBroker> {
+    // Kafka lists the brokers that can serve: registered and not fenced (and always itself).
     image
         .brokers
         .values()
+        .filter(|b| !b.fenced || b.node_id == broker.config.node_id)
         .map(|b| {
             let (host, port) = if b.node_id == broker.config.node_id {
                 (
@@ -1529,7 +1531,7 @@ fn describe_cluster(broker: &Arc<Broker>, r: DescribeClusterRequest) -> Describe
     DescribeClusterResponse::default()
         .with_endpoint_type(r.endpoint_type)
         .with_cluster_id(s(broker.cluster_id.clone()))
-        .with_controller_id(BrokerId(broker.config.node_id))
+        .with_controller_id(BrokerId(broker.controller_id()))
         .with_brokers(
             brokers(broker, &image)
                 .into_iter()

@@ -27,6 +27,10 @@ use crate::state::{Broker, StartError};
 pub struct BoundServer {
     pub broker: Arc<Broker>,
     listener: TcpListener,
+    /// Cluster mode: this node's controller role.
+    controller: Option<Arc<crate::cluster::ControllerService>>,
+    /// Stops the quorum's tasks once the broker is down.
+    quorum_stop: Option<watch::Sender<bool>>,
 }
 
 impl BoundServer {
@@ -60,9 +64,26 @@ impl BoundServer {
                 advertised.host = "localhost".into();
             }
         }
-        let broker = tokio::task::block_in_place(|| Broker::open(config, advertised))
-            .map_err(BindError::Start)?;
-        Ok(BoundServer { broker, listener })
+        if !config.cluster.enabled() {
+            let broker = tokio::task::block_in_place(|| Broker::open(config, advertised))
+                .map_err(BindError::Start)?;
+            return Ok(BoundServer {
+                broker,
+                listener,
+                controller: None,
+                quorum_stop: None,
+            });
+        }
+        let (quorum, controller, quorum_stop) = start_quorum(&config).await?;
+        let broker =
+            tokio::task::block_in_place(|| Broker::open_with(config, advertised, Some(quorum)))
+                .map_err(BindError::Start)?;
+        Ok(BoundServer {
+            broker,
+            listener,
+            controller: Some(controller),
+            quorum_stop: Some(quorum_stop),
+        })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -74,6 +95,80 @@ impl BoundServer {
     }
 }
 
+/// Binds the controller listener and joins the metadata quorum, with this node's controller
+/// service answering what brokers forward to the active controller.
+async fn start_quorum(
+    config: &BrokerConfig,
+) -> Result<
+    (
+        crate::quorum::Quorum,
+        Arc<crate::cluster::ControllerService>,
+        watch::Sender<bool>,
+    ),
+    BindError,
+> {
+    let settings = &config.cluster;
+    let l = settings.controller_listener.clone().ok_or_else(|| {
+        BindError::Quorum(
+            "cluster mode needs process.roles=broker,controller on every node (broker-only and \
+             controller-only nodes are not supported yet)"
+                .into(),
+        )
+    })?;
+    let host = if l.host.is_empty() {
+        "0.0.0.0"
+    } else {
+        l.host.as_str()
+    };
+    let listener = TcpListener::bind((host, l.port))
+        .await
+        .map_err(|e| BindError::Bind(format!("{}://{}:{}", l.name, l.host, l.port), e))?;
+    // The forward callback needs the service, and the service needs the started quorum.
+    let service: Arc<std::sync::OnceLock<Arc<crate::cluster::ControllerService>>> =
+        Arc::new(std::sync::OnceLock::new());
+    let cell = service.clone();
+    let forward: crate::quorum::ForwardFn = Arc::new(move |payload: Vec<u8>| {
+        let service = cell.get().cloned();
+        Box::pin(async move {
+            match service {
+                Some(s) => s.handle_bytes(payload).await,
+                None => serde_json::to_vec(&crate::cluster::ControllerResponse::Unavailable(
+                    "the controller is starting".into(),
+                ))
+                .unwrap_or_default(),
+            }
+        })
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let voters = settings
+        .voters
+        .iter()
+        .map(|v| (v.id, v.host.clone(), v.port))
+        .collect();
+    let quorum = crate::quorum::Quorum::start(
+        config.node_id,
+        voters,
+        &config.log_dir.join("__cluster_metadata-0"),
+        listener,
+        crate::quorum::QuorumSettings {
+            election_timeout_ms: settings.election_timeout_ms,
+            heartbeat_interval_ms: (settings.election_timeout_ms / 10).clamp(20, 500),
+        },
+        forward,
+        stop_rx,
+    )
+    .await
+    .map_err(|e| BindError::Quorum(e.to_string()))?;
+    let unclean = config
+        .topic_defaults
+        .get("unclean.leader.election.enable")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let controller =
+        crate::cluster::ControllerService::new(quorum.clone(), settings.clone(), unclean);
+    let _ = service.set(controller.clone());
+    Ok((quorum, controller, stop_tx))
+}
+
 /// Why the server could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum BindError {
@@ -81,12 +176,19 @@ pub enum BindError {
     Bind(String, std::io::Error),
     #[error(transparent)]
     Start(StartError),
+    #[error("cannot join the controller quorum: {0}")]
+    Quorum(String),
 }
 
 /// Serves until `shutdown` completes, then stops accepting, lets connections finish their current
 /// request, and closes every log cleanly.
 pub async fn run(server: BoundServer, shutdown: impl Future<Output = ()>) {
-    let BoundServer { broker, listener } = server;
+    let BoundServer {
+        broker,
+        listener,
+        controller,
+        quorum_stop,
+    } = server;
     let limit = Arc::new(Semaphore::new(
         broker.config.max_connections.min(Semaphore::MAX_PERMITS),
     ));
@@ -112,6 +214,16 @@ pub async fn run(server: BoundServer, shutdown: impl Future<Output = ()>) {
     };
 
     let group_timers = crate::groups::spawn_timers(broker.clone(), stop_rx.clone());
+
+    let mut cluster_tasks = Vec::new();
+    if let (Some(controller), Some(quorum)) = (controller, broker.quorum.clone()) {
+        cluster_tasks.push(tokio::spawn(controller.run(stop_rx.clone())));
+        cluster_tasks.extend(crate::cluster::spawn_broker_tasks(
+            broker.clone(),
+            quorum,
+            stop_rx.clone(),
+        ));
+    }
 
     // Kafka's isr-expiration task: every replica.lag.time.max.ms / 2.
     let isr_check = {
@@ -162,11 +274,18 @@ pub async fn run(server: BoundServer, shutdown: impl Future<Output = ()>) {
         _ = shutdown => {}
     }
     tracing::info!("shutting down");
+    if let Some(quorum) = &broker.quorum {
+        // Kafka's controlled shutdown: leadership moves before this broker stops serving.
+        crate::cluster::controlled_shutdown(&broker, quorum).await;
+    }
     let _ = stop_tx.send(true);
     limit.close();
     let _ = maintenance.await;
     let _ = group_timers.await;
     let _ = isr_check.await;
+    for t in cluster_tasks {
+        let _ = t.await;
+    }
     broker.stop_fetchers().await;
     // Give in-flight requests a moment to finish before the logs are closed under them.
     let all = broker.config.max_connections.min(Semaphore::MAX_PERMITS) as u32;
@@ -178,6 +297,12 @@ pub async fn run(server: BoundServer, shutdown: impl Future<Output = ()>) {
     })
     .await;
     tokio::task::block_in_place(|| broker.shutdown());
+    if let Some(quorum) = &broker.quorum {
+        quorum.shutdown().await;
+    }
+    if let Some(stop) = quorum_stop {
+        let _ = stop.send(true);
+    }
 }
 
 /// Why a connection was closed by the broker.

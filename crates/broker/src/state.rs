@@ -131,7 +131,8 @@ impl Partition {
 }
 
 struct MetaState {
-    store: MetadataStore,
+    /// The single-node metadata log; `None` in cluster mode, where the quorum keeps metadata.
+    store: Option<MetadataStore>,
     /// Producer ids handed out from the current block: (next, end).
     producer_ids: (i64, i64),
 }
@@ -164,6 +165,8 @@ pub struct Broker {
     pub(crate) me: Weak<Broker>,
     /// The runtime the broker was opened in, for spawning replica fetchers.
     pub(crate) runtime: Option<tokio::runtime::Handle>,
+    /// Cluster mode: the metadata quorum (metadata changes go to its active controller).
+    pub quorum: Option<crate::quorum::Quorum>,
 }
 
 fn partition_dir(root: &Path, topic: &str, p: i32) -> PathBuf {
@@ -171,13 +174,33 @@ fn partition_dir(root: &Path, topic: &str, p: i32) -> PathBuf {
 }
 
 impl Broker {
-    /// Opens the broker's data: metadata, then every hosted partition's log (with recovery).
+    /// Opens a single-node broker's data: metadata, then every hosted partition's log (with
+    /// recovery).
     pub fn open(config: BrokerConfig, advertised: Listener) -> Result<Arc<Broker>, StartError> {
+        Self::open_with(config, advertised, None)
+    }
+
+    /// Opens the broker's data. With a quorum (cluster mode) the metadata comes from it and this
+    /// broker registers with the active controller once it runs; alone, it comes from the
+    /// single-node metadata log, where this broker registers itself.
+    pub fn open_with(
+        config: BrokerConfig,
+        advertised: Listener,
+        quorum: Option<crate::quorum::Quorum>,
+    ) -> Result<Arc<Broker>, StartError> {
         std::fs::create_dir_all(&config.log_dir).map_err(|e| {
             StartError::MetaProperties(format!("cannot create {}: {e}", config.log_dir.display()))
         })?;
         let cluster_id = meta_properties(&config)?;
-        let (store, mut image) = MetadataStore::open(&config.log_dir.join("__cluster_metadata-0"))?;
+        let (store, mut image) = match &quorum {
+            Some(q) => (None, (*q.image()).clone()),
+            None => {
+                let (store, image) =
+                    MetadataStore::open(&config.log_dir.join("__cluster_metadata-0"))?;
+                (Some(store), image)
+            }
+        };
+        let single_node = store.is_some();
         let (isr_tx, isr_rx) = mpsc::unbounded_channel();
         let broker = Arc::new_cyclic(|me| Broker {
             sync_lock: Mutex::new(()),
@@ -188,6 +211,7 @@ impl Broker {
             stopped: AtomicBool::new(false),
             me: me.clone(),
             runtime: tokio::runtime::Handle::try_current().ok(),
+            quorum,
             cluster_id,
             advertised: advertised.clone(),
             meta: Mutex::new(MetaState {
@@ -216,23 +240,24 @@ impl Broker {
                 && b.port == advertised.port as i32
                 && b.rack == broker.config.rack
         });
-        if !registered {
+        if !registered && single_node {
             records.push(registration);
         }
-        {
-            let mut meta = broker.lock_meta();
-            meta.store.append(&records)?;
+        if let Some(store) = broker.lock_meta().store.as_mut() {
+            store.append(&records)?;
             for r in &records {
                 image.apply(r);
             }
         }
         *broker.image.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(image);
         broker.sync_partitions()?;
-        // Committed offsets must be readable as soon as clients connect.
-        if broker
-            .image()
-            .topic(crate::groups::CONSUMER_OFFSETS)
-            .is_some()
+        // Committed offsets must be readable as soon as clients connect. (In cluster mode the
+        // coordinator takes over partitions as the image says it leads them.)
+        if single_node
+            && broker
+                .image()
+                .topic(crate::groups::CONSUMER_OFFSETS)
+                .is_some()
         {
             broker
                 .groups
@@ -261,7 +286,27 @@ impl Broker {
     /// Asks the controller for a metadata change and returns its answer once the change is
     /// committed and visible in [`Broker::image`].
     pub fn submit(&self, op: ControllerOp) -> Result<ControllerReply, CommitError> {
-        self.commit(|image| op.execute(image))
+        match &self.quorum {
+            None => self.commit(|image| op.execute(image)),
+            Some(quorum) => {
+                // Handlers are synchronous; the quorum is not. The broker runs on a multi-thread
+                // runtime, so this worker may block while the request crosses the network.
+                let quorum = quorum.clone();
+                let handle = self.runtime.clone().ok_or_else(|| {
+                    CommitError::Unavailable("no runtime to reach the controller".into())
+                })?;
+                tokio::task::block_in_place(|| handle.block_on(crate::cluster::submit(&quorum, op)))
+            }
+        }
+    }
+
+    /// The active controller's node id, as Metadata and DescribeCluster report it (this node
+    /// on a single node; -1 while a cluster has none).
+    pub fn controller_id(&self) -> i32 {
+        match &self.quorum {
+            None => self.config.node_id,
+            Some(q) => q.leader_id().unwrap_or(-1),
+        }
     }
 
     /// Runs a controller operation against the current image and, when it succeeds, commits its
@@ -277,7 +322,10 @@ impl Broker {
         if records.is_empty() {
             return Ok(out);
         }
-        meta.store.append(&records).map_err(CommitError::Store)?;
+        let store = meta.store.as_mut().ok_or_else(|| {
+            CommitError::Unavailable("cluster metadata changes go through the quorum".into())
+        })?;
+        store.append(&records).map_err(CommitError::Store)?;
         let mut next = (*image).clone();
         for r in &records {
             next.apply(r);
