@@ -294,3 +294,17 @@ def test_admin_edge_cases_follow_kafka(broker_factory):
         assert c.get_watermark_offsets(TopicPartition("dr-" + dflt, 0), timeout=10) == (7, 7)
     finally:
         c.close()
+
+
+def test_preferred_leader_election_on_one_node_is_not_needed(broker):
+    # ElectLeaders goes to the controller like any metadata change; on a single node every
+    # partition is already led by its preferred replica, so Kafka answers ELECTION_NOT_NEEDED.
+    from confluent_kafka import ElectionType, TopicPartition
+    a = admin(broker)
+    name = unique("elect")
+    create_topic(broker, name, partitions=2)
+    wanted = [TopicPartition(name, 0), TopicPartition(name, 1), TopicPartition(name, 7)]
+    results = a.elect_leaders(ElectionType.PREFERRED, wanted).result(15)
+    codes = {tp.partition: err.code() for tp, err in results.items()}
+    assert codes == {0: KafkaError.ELECTION_NOT_NEEDED, 1: KafkaError.ELECTION_NOT_NEEDED,
+                     7: KafkaError.UNKNOWN_TOPIC_OR_PART}

@@ -259,7 +259,11 @@ def test_seed_consumer_command_runs_until_sigterm_then_shuts_down(fast_broker):
     assert c.events[-1]["name"] == "shutdown_complete"
     assert sum(b["count"] for b in c.named("records_consumed")) == 10
     ends = end_offsets(fast_broker, topic, [0, 1])
-    assert committed(fast_broker, group, topic, [0, 1]) == ends
+    got = committed(fast_broker, group, topic, [0, 1])
+    # The sticky partitioner may leave a partition empty; the consumer may or may not have
+    # committed position 0 there (no commit reads as -1001). Every record must be committed.
+    for p, end in ends.items():
+        assert got[p] == end or (end == 0 and got[p] == -1001), (p, got, ends)
 
 
 def test_sigterm_leaves_the_group_at_once(fast_broker):

@@ -48,6 +48,9 @@ pub fn controller_code(e: &ControllerError) -> ResponseError {
         ControllerError::UnknownTopicOrPartition => ResponseError::UnknownTopicOrPartition,
         ControllerError::UnknownTopicId => ResponseError::UnknownTopicId,
         ControllerError::InvalidRequest(_) => ResponseError::InvalidRequest,
+        ControllerError::AlterPartition(e) => {
+            ResponseError::try_from_code(e.code()).unwrap_or(ResponseError::UnknownServerError)
+        }
     }
 }
 
@@ -67,6 +70,7 @@ pub fn group_code(e: GroupError) -> ResponseError {
         GroupError::GroupIdNotFound => ResponseError::GroupIdNotFound,
         GroupError::NonEmptyGroup => ResponseError::NonEmptyGroup,
         GroupError::StaleMemberEpoch => ResponseError::StaleMemberEpoch,
+        GroupError::NotCoordinator => ResponseError::NotCoordinator,
     }
 }
 

@@ -60,7 +60,6 @@ pub fn find_coordinator(
     } else {
         vec![r.key.clone()]
     };
-    let me = &broker.advertised;
     let results: Vec<Coordinator> = keys
         .into_iter()
         .map(|key| {
@@ -69,19 +68,23 @@ pub fn find_coordinator(
                 .with_node_id(BrokerId(-1))
                 .with_port(-1);
             let check = match r.key_type {
-                KEY_TYPE_GROUP => broker.groups.ensure_loaded(broker).map_err(|e| {
-                    tracing::warn!(error = %e, "group coordinator unavailable");
-                    ResponseError::CoordinatorNotAvailable
-                }),
+                KEY_TYPE_GROUP => broker
+                    .groups
+                    .ensure_loaded(broker)
+                    .map_err(|e| {
+                        tracing::warn!(error = %e, "group coordinator unavailable");
+                        ResponseError::CoordinatorNotAvailable
+                    })
+                    .and_then(|()| group_coordinator(broker, c.key.as_str())),
                 // Transactions are not built yet: no coordinator for them.
                 KEY_TYPE_TRANSACTION => Err(ResponseError::CoordinatorNotAvailable),
                 _ => Err(ResponseError::InvalidRequest),
             };
             match check {
-                Ok(()) => {
-                    c.node_id = BrokerId(broker.config.node_id);
-                    c.host = s(me.host.clone());
-                    c.port = me.port as i32;
+                Ok((node, host, port)) => {
+                    c.node_id = BrokerId(node);
+                    c.host = s(host);
+                    c.port = port;
                 }
                 Err(e) => {
                     c.error_code = e.code();
@@ -103,6 +106,27 @@ pub fn find_coordinator(
             .with_host(c.host)
             .with_port(c.port)
     }
+}
+
+/// The broker coordinating `group`: the leader of its `__consumer_offsets` partition.
+fn group_coordinator(broker: &Broker, group: &str) -> Result<(i32, String, i32), ResponseError> {
+    let image = broker.image();
+    let partition =
+        brook_coordinator::records::partition_for(group, broker.groups.settings.offsets_partitions);
+    let leader = image
+        .topic(crate::groups::CONSUMER_OFFSETS)
+        .and_then(|t| t.partitions.get(&partition))
+        .map(|p| p.leader)
+        .ok_or(ResponseError::CoordinatorNotAvailable)?;
+    if leader == broker.config.node_id {
+        let me = &broker.advertised;
+        return Ok((leader, me.host.clone(), me.port as i32));
+    }
+    image
+        .brokers
+        .get(&leader)
+        .map(|b| (leader, b.host.clone(), b.port))
+        .ok_or(ResponseError::CoordinatorNotAvailable)
 }
 
 pub async fn join_group(
@@ -383,6 +407,9 @@ pub fn offset_fetch(
                 if !loaded {
                     return out.with_error_code(ResponseError::CoordinatorNotAvailable.code());
                 }
+                if !broker.groups.owns(g.group_id.as_str()) {
+                    return out.with_error_code(ResponseError::NotCoordinator.code());
+                }
                 let topics = g.topics.as_ref().map(|ts| {
                     ts.iter()
                         .map(|t| (t.name.to_string(), t.partition_indexes.clone()))
@@ -416,6 +443,10 @@ pub fn offset_fetch(
     if !loaded {
         return OffsetFetchResponse::default()
             .with_error_code(ResponseError::CoordinatorNotAvailable.code());
+    }
+    if !broker.groups.owns(r.group_id.as_str()) {
+        return OffsetFetchResponse::default()
+            .with_error_code(ResponseError::NotCoordinator.code());
     }
     let topics = r.topics.as_ref().map(|ts| {
         ts.iter()
@@ -451,11 +482,22 @@ pub fn describe_groups(
     version: i16,
 ) -> DescribeGroupsResponse {
     let _ = broker.groups.ensure_loaded(broker);
+    // Asked before `with_groups` takes the coordinator's lock.
+    let elsewhere: std::collections::HashSet<&str> = r
+        .groups
+        .iter()
+        .map(|g| g.as_str())
+        .filter(|g| !broker.groups.owns(g))
+        .collect();
     let groups = broker.groups.with_groups(|groups, _| {
         r.groups
             .iter()
             .map(|id| {
                 let mut out = DescribedGroup::default().with_group_id(id.clone());
+                if elsewhere.contains(id.as_str()) {
+                    out.error_code = ResponseError::NotCoordinator.code();
+                    return out;
+                }
                 match groups.get(id.as_str()) {
                     None => {
                         out.group_state = s(GroupState::Dead.name());
@@ -536,7 +578,11 @@ pub fn delete_groups(broker: &Arc<Broker>, r: DeleteGroupsRequest) -> DeleteGrou
         .groups_names
         .iter()
         .map(|g| {
-            let res = broker.groups.delete_group(broker, g.as_str());
+            let res = if broker.groups.owns(g.as_str()) {
+                broker.groups.delete_group(broker, g.as_str())
+            } else {
+                Err(GroupError::NotCoordinator)
+            };
             DeletableGroupResult::default()
                 .with_group_id(g.clone())
                 .with_error_code(err_code(res.err()))
@@ -565,6 +611,10 @@ fn subscribed_topics(metadata: &[bytes::Bytes]) -> Vec<String> {
 pub fn offset_delete(broker: &Arc<Broker>, r: OffsetDeleteRequest) -> OffsetDeleteResponse {
     let _ = broker.groups.ensure_loaded(broker);
     let group = r.group_id.to_string();
+    if !broker.groups.owns(&group) {
+        return OffsetDeleteResponse::default()
+            .with_error_code(ResponseError::NotCoordinator.code());
+    }
     let state = broker.groups.with_groups(|groups, offsets| {
         let g = groups.get(&group);
         if g.is_none() && offsets.group(&group).is_none() {
@@ -640,6 +690,10 @@ pub fn consumer_group_heartbeat(
         return ConsumerGroupHeartbeatResponse::default()
             .with_error_code(ResponseError::CoordinatorNotAvailable.code());
     }
+    if !broker.groups.owns(r.group_id.as_str()) {
+        return ConsumerGroupHeartbeatResponse::default()
+            .with_error_code(ResponseError::NotCoordinator.code());
+    }
     // An empty regex means "no regex subscription" (it is how a client clears one).
     if r.subscribed_topic_regex
         .as_ref()
@@ -709,10 +763,19 @@ pub fn consumer_group_describe(
                 .collect(),
         )
     };
+    let elsewhere: std::collections::HashSet<&str> = r
+        .group_ids
+        .iter()
+        .map(|g| g.as_str())
+        .filter(|g| !broker.groups.owns(g))
+        .collect();
     let groups = broker.groups.with_consumer_groups(|groups| {
         r.group_ids
             .iter()
             .map(|id| match groups.get(id.as_str()) {
+                _ if elsewhere.contains(id.as_str()) => DescribedGroup::default()
+                    .with_group_id(id.clone())
+                    .with_error_code(ResponseError::NotCoordinator.code()),
                 None => DescribedGroup::default()
                     .with_group_id(id.clone())
                     .with_group_state(s("Dead"))

@@ -3,7 +3,7 @@
 //! generations in `__consumer_offsets`, replays that topic at start-up, and drives the
 //! coordinator's timers.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use brook_coordinator::consumer_group::{
@@ -15,7 +15,7 @@ use brook_coordinator::{
     Committed, Event, GroupConfig, GroupError, Groups, JoinOutcome, JoinRequest, JoinResponse,
     Offsets, OffsetsRecord, SyncOutcome, SyncRequest, SyncResponse,
 };
-use brook_metadata::controller::{self, NewTopic};
+use brook_metadata::controller::NewTopic;
 use brook_protocol::batch::{build_batch, SimpleRecord};
 use brook_protocol::kafka::records::RecordBatchDecoder;
 use bytes::Bytes;
@@ -50,7 +50,11 @@ struct Coordinator {
     groups: Groups,
     consumer_groups: ConsumerGroups,
     offsets: Offsets,
+    /// `__consumer_offsets` exists (created or found).
     loaded: bool,
+    /// The `__consumer_offsets` partitions this broker leads and has replayed: it coordinates
+    /// exactly the groups that hash to them (all of them on a single node).
+    owned: BTreeSet<i32>,
 }
 
 type JoinWaiter = oneshot::Sender<JoinResponse>;
@@ -88,82 +92,137 @@ impl GroupService {
                 consumer_groups: ConsumerGroups::new(settings.consumer_group),
                 offsets: Offsets::default(),
                 loaded: false,
+                owned: BTreeSet::new(),
             }),
             join_waiters: Mutex::new(HashMap::new()),
             sync_waiters: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Creates `__consumer_offsets` if needed and replays it into the coordinator (once).
+    /// Creates `__consumer_offsets` if needed, then takes over the groups of the partitions this
+    /// broker now leads and hands back those of partitions it no longer leads (the coordinator
+    /// moves with the partition's leadership, as in Kafka).
     pub fn ensure_loaded(&self, broker: &Broker) -> Result<(), ServiceError> {
         let mut c = lock(&self.inner);
-        if c.loaded {
+        if !c.loaded {
+            if broker.image().topic(CONSUMER_OFFSETS).is_none() {
+                let rf = self
+                    .settings
+                    .offsets_replication_factor
+                    .min(broker.image().live_brokers().len().max(1) as i16);
+                let req = NewTopic {
+                    name: CONSUMER_OFFSETS.into(),
+                    num_partitions: self.settings.offsets_partitions,
+                    replication_factor: rf,
+                    assignments: Default::default(),
+                    configs: vec![
+                        ("cleanup.policy".into(), Some("compact".into())),
+                        ("compression.type".into(), Some("producer".into())),
+                        (
+                            "segment.bytes".into(),
+                            Some(self.settings.offsets_segment_bytes.to_string()),
+                        ),
+                    ],
+                };
+                drop(c);
+                broker
+                    .submit(brook_metadata::ControllerOp::CreateTopic {
+                        topic: req,
+                        defaults: broker.controller_defaults(),
+                        validate_only: false,
+                        if_missing: true,
+                    })
+                    .map_err(|e: MetaCommitError| ServiceError::Topic(e.to_string()))?;
+                c = lock(&self.inner);
+            }
+            c.loaded = true;
+        }
+        self.sync_ownership(broker, &mut c)
+    }
+
+    fn sync_ownership(&self, broker: &Broker, c: &mut Coordinator) -> Result<(), ServiceError> {
+        let image = broker.image();
+        let node = broker.config.node_id;
+        let led: BTreeSet<i32> = image
+            .topic(CONSUMER_OFFSETS)
+            .map(|t| {
+                t.partitions
+                    .values()
+                    .filter(|p| p.leader == node)
+                    .map(|p| p.partition)
+                    .collect()
+            })
+            .unwrap_or_default();
+        if led == c.owned {
             return Ok(());
         }
-        if broker.image().topic(CONSUMER_OFFSETS).is_none() {
-            let rf = self
-                .settings
-                .offsets_replication_factor
-                .min(broker.image().brokers.len().max(1) as i16);
-            let req = NewTopic {
-                name: CONSUMER_OFFSETS.into(),
-                num_partitions: self.settings.offsets_partitions,
-                replication_factor: rf,
-                assignments: Default::default(),
-                configs: vec![
-                    ("cleanup.policy".into(), Some("compact".into())),
-                    ("compression.type".into(), Some("producer".into())),
-                    (
-                        "segment.bytes".into(),
-                        Some(self.settings.offsets_segment_bytes.to_string()),
-                    ),
-                ],
-            };
-            let defaults = broker.controller_defaults();
-            broker
-                .commit(|image| {
-                    if image.topic(CONSUMER_OFFSETS).is_some() {
-                        return Ok((vec![], ()));
-                    }
-                    controller::create_topic(image, defaults, &req).map(|c| (c.records, ()))
-                })
-                .map_err(|e: MetaCommitError| ServiceError::Topic(e.to_string()))?;
+        let partitions = self.settings.offsets_partitions;
+        let lost: BTreeSet<i32> = c.owned.difference(&led).copied().collect();
+        if !lost.is_empty() {
+            let moved =
+                |g: &str| lost.contains(&brook_coordinator::records::partition_for(g, partitions));
+            c.groups.unload(moved);
+            c.offsets.unload(moved);
+            c.consumer_groups.unload(moved);
+            tracing::info!(partitions = ?lost, "no longer coordinating the groups of these __consumer_offsets partitions");
         }
+        let gained: Vec<i32> = led.difference(&c.owned).copied().collect();
+        c.owned = led;
+        for p in gained {
+            self.load_partition(broker, c, p)?;
+        }
+        Ok(())
+    }
+
+    /// Whether this broker coordinates `group` (leads its `__consumer_offsets` partition).
+    pub fn owns(&self, group: &str) -> bool {
+        let p = brook_coordinator::records::partition_for(group, self.settings.offsets_partitions);
+        lock(&self.inner).owned.contains(&p)
+    }
+
+    /// Replays one `__consumer_offsets` partition into the coordinator.
+    fn load_partition(
+        &self,
+        broker: &Broker,
+        c: &mut Coordinator,
+        p: i32,
+    ) -> Result<(), ServiceError> {
         let now = now_ms();
         let Coordinator {
             groups, offsets, ..
-        } = &mut *c;
-        for p in 0..self.settings.offsets_partitions {
-            let Some(partition) = broker.partition(CONSUMER_OFFSETS, p) else {
-                continue;
-            };
-            let log = partition.log();
-            let mut offset = log.log_start_offset();
-            let end = log.log_end_offset();
-            while offset < end {
-                let mut data = log
-                    .read(offset, 1 << 20, end, true)
-                    .map_err(|e| ServiceError::Storage(e.to_string()))?;
-                if data.is_empty() {
-                    break;
-                }
-                let sets = RecordBatchDecoder::decode_all(&mut data)
-                    .map_err(|e| ServiceError::Storage(format!("partition {p}: {e}")))?;
-                for set in sets {
-                    for r in set.records {
-                        offset = offset.max(r.offset + 1);
-                        if r.control || r.offset < log.log_start_offset() {
-                            continue;
-                        }
-                        let Some(key) = r.key else { continue };
-                        if let Err(e) = offsets.replay(groups, key, r.value, now) {
-                            tracing::warn!(partition = p, offset = r.offset, error = %e, "skipping unreadable offsets record");
-                        }
+        } = c;
+        let Some(partition) = broker.partition(CONSUMER_OFFSETS, p) else {
+            return Ok(());
+        };
+        let log = partition.log();
+        let mut offset = log.log_start_offset();
+        let end = log.log_end_offset();
+        while offset < end {
+            let mut data = log
+                .read(offset, 1 << 20, end, true)
+                .map_err(|e| ServiceError::Storage(e.to_string()))?;
+            if data.is_empty() {
+                break;
+            }
+            let sets = RecordBatchDecoder::decode_all(&mut data)
+                .map_err(|e| ServiceError::Storage(format!("partition {p}: {e}")))?;
+            for set in sets {
+                for r in set.records {
+                    offset = offset.max(r.offset + 1);
+                    if r.control || r.offset < log.log_start_offset() {
+                        continue;
+                    }
+                    let Some(key) = r.key else { continue };
+                    if let Err(e) = offsets.replay(groups, key, r.value, now) {
+                        tracing::warn!(partition = p, offset = r.offset, error = %e, "skipping unreadable offsets record");
                     }
                 }
             }
         }
-        c.loaded = true;
+        tracing::debug!(
+            partition = p,
+            "loaded the groups of a __consumer_offsets partition"
+        );
         Ok(())
     }
 
@@ -243,6 +302,9 @@ impl GroupService {
     }
 
     pub async fn join(&self, broker: &Broker, req: JoinRequest) -> JoinResponse {
+        if !self.owns(&req.group_id) {
+            return JoinResponse::error(GroupError::NotCoordinator, &req.member_id);
+        }
         let group = req.group_id.clone();
         let rx = {
             let mut c = lock(&self.inner);
@@ -278,6 +340,9 @@ impl GroupService {
     }
 
     pub async fn sync(&self, broker: &Broker, req: SyncRequest) -> SyncResponse {
+        if !self.owns(&req.group_id) {
+            return SyncResponse::error(GroupError::NotCoordinator);
+        }
         let key = (req.group_id.clone(), req.member_id.clone());
         let rx = {
             let mut c = lock(&self.inner);
@@ -311,6 +376,9 @@ impl GroupService {
         member_id: &str,
         instance: Option<&str>,
     ) -> Result<(), GroupError> {
+        if !self.owns(group_id) {
+            return Err(GroupError::NotCoordinator);
+        }
         lock(&self.inner)
             .groups
             .heartbeat(now_ms(), group_id, generation_id, member_id, instance)
@@ -322,6 +390,9 @@ impl GroupService {
         group_id: &str,
         members: &[(String, Option<String>)],
     ) -> Result<Vec<Result<(), GroupError>>, GroupError> {
+        if !self.owns(group_id) {
+            return Err(GroupError::NotCoordinator);
+        }
         let mut c = lock(&self.inner);
         let (result, events) = c.groups.leave(now_ms(), group_id, members);
         self.dispatch(broker, &mut c, events);
@@ -403,6 +474,9 @@ impl GroupService {
         instance: Option<&str>,
         offsets: Vec<(String, i32, Committed)>,
     ) -> Result<Vec<Result<(), CommitError>>, GroupError> {
+        if !self.owns(group_id) {
+            return Err(GroupError::NotCoordinator);
+        }
         let mut c = lock(&self.inner);
         if c.consumer_groups.get(group_id).is_some() {
             c.consumer_groups

@@ -10,6 +10,7 @@ use std::time::Duration;
 use brook_metadata::controller::{self, ConfigOp, NewTopic};
 use brook_metadata::topic_config::{ConfigType, TOPIC_CONFIGS};
 use brook_metadata::MetadataImage;
+use brook_metadata::{ControllerOp, ControllerReply};
 use brook_protocol::kafka::messages::api_versions_response::ApiVersion;
 use brook_protocol::kafka::messages::create_partitions_response::CreatePartitionsTopicResult;
 use brook_protocol::kafka::messages::create_topics_response::{
@@ -63,9 +64,12 @@ fn code(e: ResponseError) -> i16 {
     e.code()
 }
 
-fn commit_error(e: &CommitError) -> (i16, String) {
+pub(crate) fn commit_error(e: &CommitError) -> (i16, String) {
     match e {
         CommitError::Refused(c) => (code(controller_code(c)), c.to_string()),
+        // The active controller could not be reached in time (a quorum election, a partition):
+        // the client retries, as it would on Kafka's REQUEST_TIMED_OUT from forwarding.
+        CommitError::Unavailable(msg) => (code(ResponseError::RequestTimedOut), msg.clone()),
         other => {
             tracing::error!(error = %other, "metadata commit failed");
             (code(ResponseError::UnknownServerError), other.to_string())
@@ -164,6 +168,9 @@ pub async fn handle(broker: &Arc<Broker>, req: Request, peer: std::net::SocketAd
         RequestKind::ConsumerGroupDescribe(r) => {
             ResponseKind::ConsumerGroupDescribe(g::consumer_group_describe(broker, r))
         }
+        RequestKind::ElectLeaders(r) => {
+            ResponseKind::ElectLeaders(crate::cluster_handlers::elect_leaders(broker, r))
+        }
         other => {
             // The decoder only lets through keys in the version table, so this is a table entry
             // without a handler: a bug, answered by closing the connection.
@@ -198,14 +205,13 @@ fn auto_create(broker: &Broker, name: &str) -> Result<(), (i16, String)> {
         replication_factor: -1,
         ..Default::default()
     };
-    let defaults = broker.controller_defaults();
     broker
-        .commit(|image| {
+        .submit(ControllerOp::CreateTopic {
+            topic: req,
+            defaults: broker.controller_defaults(),
+            validate_only: false,
             // Another request may have created it meanwhile.
-            if image.topic(name).is_some() {
-                return Ok((vec![], ()));
-            }
-            controller::create_topic(image, defaults, &req).map(|c| (c.records, ()))
+            if_missing: true,
         })
         .map_err(|e| commit_error(&e))?;
     tracing::info!(topic = name, "auto-created topic");
@@ -966,9 +972,14 @@ fn alter_configs(broker: &Arc<Broker>, r: AlterConfigsRequest) -> AlterConfigsRe
                         .iter()
                         .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
                         .collect();
-                    commit_configs(broker, r.validate_only, |image| {
-                        controller::replace_topic_configs(image, &topic, &configs)
-                    })
+                    commit_configs(
+                        broker,
+                        ControllerOp::ReplaceTopicConfigs {
+                            topic,
+                            configs,
+                            validate_only: r.validate_only,
+                        },
+                    )
                 }
                 RESOURCE_BROKER => {
                     let configs: Vec<(String, Option<String>)> = res
@@ -977,9 +988,14 @@ fn alter_configs(broker: &Arc<Broker>, r: AlterConfigsRequest) -> AlterConfigsRe
                         .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
                         .collect();
                     broker_resource(&res.resource_name).and_then(|id| {
-                        commit_configs(broker, r.validate_only, |image| {
-                            controller::replace_broker_configs(image, id, &configs)
-                        })
+                        commit_configs(
+                            broker,
+                            ControllerOp::ReplaceBrokerConfigs {
+                                broker: id,
+                                configs,
+                                validate_only: r.validate_only,
+                            },
+                        )
                     })
                 }
                 _ => Err(unsupported_resource(res.resource_type)),
@@ -994,20 +1010,9 @@ fn alter_configs(broker: &Arc<Broker>, r: AlterConfigsRequest) -> AlterConfigsRe
     AlterConfigsResponse::default().with_responses(responses)
 }
 
-/// Validates a topic config change and, unless `validate_only`, commits it.
-fn commit_configs(
-    broker: &Broker,
-    validate_only: bool,
-    change: impl FnOnce(
-        &MetadataImage,
-    ) -> Result<Vec<brook_metadata::MetadataRecord>, controller::ControllerError>,
-) -> Result<(), (i16, String)> {
-    broker
-        .commit(|image| {
-            let records = change(image)?;
-            Ok((if validate_only { vec![] } else { records }, ()))
-        })
-        .map_err(|e| commit_error(&e))
+/// Validates a config change and, unless it is validate-only, commits it.
+fn commit_configs(broker: &Broker, op: ControllerOp) -> Result<(), (i16, String)> {
+    broker.submit(op).map(|_| ()).map_err(|e| commit_error(&e))
 }
 
 fn unsupported_resource(resource_type: i8) -> (i16, String) {
@@ -1079,18 +1084,28 @@ fn incremental_alter_configs(
                     let topic = res.resource_name.to_string();
                     let ops = incremental_ops(&res.configs);
                     ops.and_then(|ops| {
-                        commit_configs(broker, r.validate_only, |image| {
-                            controller::alter_topic_configs_incremental(image, &topic, &ops)
-                        })
+                        commit_configs(
+                            broker,
+                            ControllerOp::IncrementalTopicConfigs {
+                                topic,
+                                ops,
+                                validate_only: r.validate_only,
+                            },
+                        )
                     })
                 }
                 RESOURCE_BROKER => {
                     let ops = incremental_ops(&res.configs);
                     ops.and_then(|ops| {
                         let id = broker_resource(&res.resource_name)?;
-                        commit_configs(broker, r.validate_only, |image| {
-                            controller::alter_broker_configs_incremental(image, id, &ops)
-                        })
+                        commit_configs(
+                            broker,
+                            ControllerOp::IncrementalBrokerConfigs {
+                                broker: id,
+                                ops,
+                                validate_only: r.validate_only,
+                            },
+                        )
                     })
                 }
                 _ => Err(unsupported_resource(res.resource_type)),
@@ -1151,24 +1166,18 @@ fn create_topics(
                     .map(|c| (c.name.to_string(), c.value.as_ref().map(|v| v.to_string())))
                     .collect(),
             };
-            let result = broker.commit(|image| {
-                let created = controller::create_topic(image, defaults, &req)?;
-                let info = (
-                    created.topic_id,
-                    created.num_partitions,
-                    created.replication_factor,
-                );
-                Ok((
-                    if r.validate_only {
-                        vec![]
-                    } else {
-                        created.records
-                    },
-                    info,
-                ))
+            let result = broker.submit(ControllerOp::CreateTopic {
+                topic: req.clone(),
+                defaults,
+                validate_only: r.validate_only,
+                if_missing: false,
             });
             match result {
-                Ok((id, partitions, rf)) => {
+                Ok(ControllerReply::TopicCreated {
+                    topic_id: id,
+                    num_partitions: partitions,
+                    replication_factor: rf,
+                }) => {
                     out.topic_id = if r.validate_only { Uuid::nil() } else { id };
                     out.num_partitions = partitions;
                     out.replication_factor = rf;
@@ -1204,6 +1213,10 @@ fn create_topics(
                     if !r.validate_only {
                         tracing::info!(topic = %name, partitions, "created topic");
                     }
+                }
+                Ok(other) => {
+                    tracing::error!(reply = ?other, "unexpected controller reply to CreateTopic");
+                    out.error_code = code(ResponseError::UnknownServerError);
                 }
                 Err(e) => {
                     let (c, msg) = commit_error(&e);
@@ -1260,9 +1273,7 @@ fn delete_topics(
                     let topic_name = image.topic_by_id(&topic_id).map(|t| t.name.clone());
                     out.topic_id = topic_id;
                     out.name = topic_name.clone().map(tn);
-                    if let Err(e) =
-                        broker.commit(|image| Ok((controller::delete_topic(image, topic_id)?, ())))
-                    {
+                    if let Err(e) = broker.submit(ControllerOp::DeleteTopic { topic_id }) {
                         let (c, msg) = commit_error(&e);
                         out.error_code = c;
                         out.error_message = Some(s(msg));
@@ -1290,10 +1301,11 @@ fn create_partitions(broker: &Arc<Broker>, r: CreatePartitionsRequest) -> Create
                     .map(|x| x.broker_ids.iter().map(|b| b.0).collect())
                     .collect()
             });
-            let result = broker.commit(|image| {
-                let recs =
-                    controller::create_partitions(image, &name, t.count, assignments.as_deref())?;
-                Ok((if r.validate_only { vec![] } else { recs }, ()))
+            let result = broker.submit(ControllerOp::CreatePartitions {
+                topic: name,
+                count: t.count,
+                assignments,
+                validate_only: r.validate_only,
             });
             if let Err(e) = result {
                 let (c, msg) = commit_error(&e);

@@ -7,6 +7,7 @@
 //! `brook-protocol` for bytes, `brook-storage` for partition logs and `brook-metadata` for cluster
 //! metadata, and must not leak sockets or Tokio into those crates.
 
+pub mod cluster_handlers;
 pub mod config;
 pub mod errors;
 pub mod fetch_session;

@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use brook_metadata::controller::{self, ControllerDefaults, ControllerError};
 use brook_metadata::store::{MetadataStore, StoreError};
 use brook_metadata::topic_config::TOPIC_CONFIGS;
-use brook_metadata::{MetadataImage, MetadataRecord};
+use brook_metadata::{ControllerOp, ControllerReply, MetadataImage, MetadataRecord};
 use brook_storage::{Log, LogConfig, StorageError};
 use tokio::sync::Notify;
 use uuid::Uuid;
@@ -127,6 +127,8 @@ impl Broker {
             host: advertised.host.clone(),
             port: advertised.port as i32,
             rack: broker.config.rack.clone(),
+            epoch: image.next_broker_epoch,
+            fenced: false,
         };
         let mut records = Vec::new();
         let current = image.brokers.get(&broker.config.node_id);
@@ -177,10 +179,16 @@ impl Broker {
         }
     }
 
+    /// Asks the controller for a metadata change and returns its answer once the change is
+    /// committed and visible in [`Broker::image`].
+    pub fn submit(&self, op: ControllerOp) -> Result<ControllerReply, CommitError> {
+        self.commit(|image| op.execute(image))
+    }
+
     /// Runs a controller operation against the current image and, when it succeeds, commits its
     /// records. The metadata lock is held throughout, so operations are serialized as in Kafka's
     /// single-threaded controller.
-    pub fn commit<T>(
+    fn commit<T>(
         &self,
         op: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), ControllerError>,
     ) -> Result<T, CommitError> {
@@ -212,10 +220,14 @@ impl Broker {
                 return Ok(next);
             }
         }
-        let first = self.commit(|image| {
-            let (first, record) = controller::allocate_producer_ids(image);
-            Ok((vec![record], first))
-        })?;
+        let first = match self.submit(ControllerOp::AllocateProducerIds)? {
+            ControllerReply::ProducerIds { first } => first,
+            other => {
+                return Err(CommitError::Unavailable(format!(
+                    "unexpected controller reply {other:?} to AllocateProducerIds"
+                )))
+            }
+        };
         let mut meta = self.lock_meta();
         meta.producer_ids = (first + 1, first + controller::PRODUCER_ID_BLOCK);
         Ok(first)
@@ -389,6 +401,9 @@ pub enum CommitError {
     Store(StoreError),
     #[error("{0}")]
     Start(StartError),
+    /// The controller could not be reached or answered nonsense.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 fn parse_i64(c: &BTreeMap<String, String>, k: &str, default: i64) -> i64 {

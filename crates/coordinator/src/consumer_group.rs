@@ -417,6 +417,11 @@ impl ConsumerGroups {
         self.groups.values()
     }
 
+    /// Drops every group for which `moved` says yes (their partition moved away).
+    pub fn unload(&mut self, moved: impl Fn(&str) -> bool) {
+        self.groups.retain(|id, _| !moved(id));
+    }
+
     /// Removes an empty group (DeleteGroups).
     pub fn delete(&mut self, group_id: &str) -> bool {
         match self.groups.get(group_id) {

@@ -38,6 +38,9 @@ pub enum GroupError {
     NonEmptyGroup,
     #[error("STALE_MEMBER_EPOCH")]
     StaleMemberEpoch,
+    /// The group's `__consumer_offsets` partition is led by another broker.
+    #[error("NOT_COORDINATOR")]
+    NotCoordinator,
 }
 
 /// Group states, named as Kafka names them in DescribeGroups and ListGroups.
@@ -139,7 +142,7 @@ pub struct JoinResponse {
 }
 
 impl JoinResponse {
-    fn error(e: GroupError, member_id: &str) -> JoinResponse {
+    pub fn error(e: GroupError, member_id: &str) -> JoinResponse {
         JoinResponse {
             error: Some(e),
             generation_id: -1,
@@ -162,7 +165,7 @@ pub struct SyncResponse {
 }
 
 impl SyncResponse {
-    fn error(e: GroupError) -> SyncResponse {
+    pub fn error(e: GroupError) -> SyncResponse {
         SyncResponse {
             error: Some(e),
             protocol_type: None,
@@ -604,6 +607,13 @@ impl Groups {
                 Ok(())
             }
         }
+    }
+
+    /// Drops every group for which `moved` says yes, whatever its state: their `__consumer_offsets`
+    /// partition is now led by another broker, whose coordinator takes them over (members rejoin
+    /// there after NOT_COORDINATOR).
+    pub fn unload(&mut self, moved: impl Fn(&str) -> bool) {
+        self.groups.retain(|id, _| !moved(id));
     }
 
     /// Forgets an empty group that has nothing left (all its offsets expired or deleted).

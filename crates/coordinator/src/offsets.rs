@@ -49,6 +49,11 @@ impl Offsets {
         self.by_group.get(group)
     }
 
+    /// Drops the offsets of every group for which `moved` says yes (their partition moved away).
+    pub fn unload(&mut self, moved: impl Fn(&str) -> bool) {
+        self.by_group.retain(|id, _| !moved(id));
+    }
+
     pub fn groups(&self) -> impl Iterator<Item = &String> {
         self.by_group.keys()
     }

@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::image::MetadataImage;
@@ -11,7 +12,7 @@ use crate::record::{ConfigResource, MetadataRecord};
 use crate::topic_config::{validate_topic_config, ConfigError};
 
 /// Why the controller refused a change. Each variant is one Kafka error code (mapped by the broker).
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error, Serialize, Deserialize)]
 pub enum ControllerError {
     #[error("Topic '{0}' already exists.")]
     TopicAlreadyExists(String),
@@ -31,6 +32,9 @@ pub enum ControllerError {
     UnknownTopicId,
     #[error("{0}")]
     InvalidRequest(String),
+    /// A partition leader's ISR change was refused (it carries its own Kafka error code).
+    #[error(transparent)]
+    AlterPartition(#[from] crate::cluster::AlterPartitionError),
 }
 
 impl From<ConfigError> for ControllerError {
@@ -40,7 +44,7 @@ impl From<ConfigError> for ControllerError {
 }
 
 /// Broker-wide defaults the controller applies.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct ControllerDefaults {
     pub num_partitions: i32,
     pub default_replication_factor: i16,
@@ -78,7 +82,7 @@ pub fn validate_topic_name(name: &str) -> Result<(), ControllerError> {
 }
 
 /// A request to create one topic.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct NewTopic {
     pub name: String,
     /// -1 = broker default.
@@ -99,39 +103,154 @@ pub struct CreatedTopic {
     pub replication_factor: i16,
 }
 
-fn live_brokers(image: &MetadataImage) -> Vec<i32> {
-    image.brokers.keys().copied().collect()
-}
-
-/// Round-robin replica placement, Kafka's non-rack-aware scheme: partition p's replicas start at
-/// broker `(start + p) % n`, so leaders spread evenly.
-fn place_replicas(
-    brokers: &[i32],
+/// Where new partitions' replicas go: Kafka's replica assignment over the live (unfenced) brokers.
+///
+/// When every live broker has a rack, Kafka's rack-aware scheme: brokers are interleaved rack by
+/// rack, the leader of partition `p` is the `(start + p)`-th of that list and each further
+/// replica is the next broker (shifted per round, as Kafka does) whose rack holds no replica of
+/// the partition yet, as long as such a rack exists. When no broker has a rack, plain round-robin:
+/// partition `p` gets brokers `start + p, start + p + 1, ...`. Either way leaders rotate over
+/// every broker, so `n * k` partitions on `n` brokers give each broker exactly `k` leaders.
+/// Deterministic (Kafka picks `start` at random; here the caller derives it from the image).
+pub fn place_replicas(
+    image: &MetadataImage,
     first_partition: i32,
     count: i32,
-    rf: usize,
+    replication_factor: usize,
     start: usize,
-) -> Vec<Vec<i32>> {
+) -> Result<Vec<Vec<i32>>, ControllerError> {
+    let brokers = placement_order(image)?;
     let n = brokers.len();
-    (first_partition..first_partition + count)
+    if replication_factor == 0 || replication_factor > n {
+        return Err(ControllerError::InvalidReplicationFactor(format!(
+            "Unable to replicate the partition {replication_factor} time(s): The target replication factor of {replication_factor} cannot be reached because only {n} broker(s) are registered and unfenced."
+        )));
+    }
+    let racks: BTreeMap<i32, &str> = brokers
+        .iter()
+        .filter_map(|id| Some((*id, image.brokers.get(id)?.rack.as_deref()?)))
+        .collect();
+    let first = first_partition.max(0) as usize;
+    let placed = (first..first + count.max(0) as usize)
         .map(|p| {
-            (0..rf)
-                .map(|j| brokers[(start + p as usize + j) % n])
-                .collect()
+            let leader_index = (start + p) % n;
+            if racks.is_empty() {
+                (0..replication_factor)
+                    .map(|j| brokers[(leader_index + j) % n])
+                    .collect()
+            } else {
+                rack_aware_replicas(
+                    &brokers,
+                    &racks,
+                    leader_index,
+                    start + p / n,
+                    replication_factor,
+                )
+            }
         })
-        .collect()
+        .collect();
+    Ok(placed)
 }
 
-fn partition_record(topic_id: Uuid, partition: i32, replicas: Vec<i32>) -> MetadataRecord {
-    MetadataRecord::Partition {
+/// The live brokers in the order placement walks them: by id, or alternating racks (Kafka's
+/// `getRackAlternatedBrokerList`: racks sorted by name, each contributing its next broker in
+/// turn) when every live broker has a rack. Kafka refuses a mix of brokers with and without one.
+fn placement_order(image: &MetadataImage) -> Result<Vec<i32>, ControllerError> {
+    let live = image.live_brokers();
+    let mut by_rack: BTreeMap<&str, std::collections::VecDeque<i32>> = BTreeMap::new();
+    for id in &live {
+        if let Some(rack) = image.brokers.get(id).and_then(|b| b.rack.as_deref()) {
+            by_rack.entry(rack).or_default().push_back(*id);
+        }
+    }
+    let with_rack: usize = by_rack.values().map(|v| v.len()).sum();
+    if with_rack == 0 {
+        return Ok(live);
+    }
+    if with_rack != live.len() {
+        return Err(ControllerError::InvalidReplicationFactor(
+            "Not all brokers have rack information for replica rack aware assignment.".into(),
+        ));
+    }
+    let mut out = Vec::with_capacity(live.len());
+    while out.len() < live.len() {
+        for queue in by_rack.values_mut() {
+            if let Some(id) = queue.pop_front() {
+                out.push(id);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// One partition's replicas under Kafka's rack-aware scheme: after the leader, walk the brokers
+/// from a per-round shift and take a broker unless its rack (while some rack has none yet) or the
+/// broker itself (while some broker has none yet) already holds a replica.
+fn rack_aware_replicas(
+    brokers: &[i32],
+    racks: &BTreeMap<i32, &str>,
+    leader_index: usize,
+    shift: usize,
+    replication_factor: usize,
+) -> Vec<i32> {
+    let n = brokers.len();
+    let num_racks = racks
+        .values()
+        .collect::<std::collections::BTreeSet<_>>()
+        .len();
+    let leader = brokers[leader_index];
+    let mut replicas = vec![leader];
+    let mut used_racks: std::collections::BTreeSet<&str> =
+        racks.get(&leader).copied().into_iter().collect();
+    let mut k = 0usize;
+    // Candidates refused since the last pick: after a lap of n - 1 nothing rack-free is left
+    // (cannot happen while a rack is unused, but it bounds the loop), so any new broker will do.
+    let mut refused = 0usize;
+    while replicas.len() < replication_factor {
+        // Kafka's replicaIndex: never the leader's own slot, every other slot within n - 1 steps.
+        let offset = 1 + (shift * num_racks + k) % (n - 1);
+        let broker = brokers[(leader_index + offset) % n];
+        let rack = racks.get(&broker).copied().unwrap_or_default();
+        let rack_ok =
+            !used_racks.contains(rack) || used_racks.len() >= num_racks || refused >= n - 1;
+        if rack_ok && !replicas.contains(&broker) {
+            replicas.push(broker);
+            used_racks.insert(rack);
+            refused = 0;
+        } else {
+            refused += 1;
+        }
+        k += 1;
+    }
+    replicas
+}
+
+/// A new partition's record: the ISR is its live replicas, the leader the first of them.
+fn partition_record(
+    image: &MetadataImage,
+    topic_id: Uuid,
+    partition: i32,
+    replicas: Vec<i32>,
+) -> Result<MetadataRecord, ControllerError> {
+    let isr: Vec<i32> = replicas
+        .iter()
+        .copied()
+        .filter(|b| image.is_live(*b))
+        .collect();
+    let leader = *isr.first().ok_or_else(|| {
+        ControllerError::InvalidReplicaAssignment(format!(
+            "All brokers specified in the manual partition assignment for partition {partition} are fenced or in controlled shutdown."
+        ))
+    })?;
+    Ok(MetadataRecord::Partition {
         topic_id,
         partition,
-        leader: replicas[0],
-        isr: replicas.clone(),
+        leader,
+        isr,
         replicas,
         leader_epoch: 0,
         partition_epoch: 0,
-    }
+    })
 }
 
 fn check_assignment(
@@ -190,7 +309,6 @@ pub fn create_topic(
         })?;
         validate_topic_config(name, value)?;
     }
-    let brokers = live_brokers(image);
     let assignments: Vec<Vec<i32>> = if !req.assignments.is_empty() {
         if req.num_partitions != -1 || req.replication_factor != -1 {
             return Err(ControllerError::InvalidRequest(
@@ -229,14 +347,8 @@ pub fn create_topic(
                 "Replication factor must be larger than 0.".into(),
             ));
         }
-        if rf as usize > brokers.len() {
-            return Err(ControllerError::InvalidReplicationFactor(format!(
-                "Unable to replicate the partition {rf} time(s): The target replication factor of {rf} cannot be reached because only {} broker(s) are registered.",
-                brokers.len()
-            )));
-        }
-        let start = (image.topics.len()) % brokers.len().max(1);
-        place_replicas(&brokers, 0, partitions, rf as usize, start)
+        // Each new topic starts one broker further, so single-partition topics spread too.
+        place_replicas(image, 0, partitions, rf as usize, image.topics.len())?
     };
     let topic_id = loop {
         let id = Uuid::new_v4();
@@ -258,7 +370,7 @@ pub fn create_topic(
     let replication_factor = assignments[0].len() as i16;
     let num_partitions = assignments.len() as i32;
     for (p, replicas) in assignments.into_iter().enumerate() {
-        records.push(partition_record(topic_id, p as i32, replicas));
+        records.push(partition_record(image, topic_id, p as i32, replicas)?);
     }
     Ok(CreatedTopic {
         records,
@@ -321,25 +433,27 @@ pub fn create_partitions(
             a.to_vec()
         }
         None => {
-            let brokers = live_brokers(image);
-            if rf > brokers.len() {
-                return Err(ControllerError::InvalidReplicationFactor(format!(
-                    "Unable to replicate the partition {rf} time(s): only {} broker(s) are registered.",
-                    brokers.len()
-                )));
-            }
-            place_replicas(&brokers, current, new, rf, 0)
+            // Continue the topic's rotation: partition p is led by the broker p places after the
+            // one partition 0 prefers (Kafka's addPartitions start index).
+            let order = placement_order(image)?;
+            let start = t
+                .partitions
+                .get(&0)
+                .and_then(|p0| p0.replicas.first())
+                .and_then(|first| order.iter().position(|b| b == first))
+                .unwrap_or(0);
+            place_replicas(image, current, new, rf, start)?
         }
     };
-    Ok(placed
+    placed
         .into_iter()
         .enumerate()
-        .map(|(i, replicas)| partition_record(t.topic_id, current + i as i32, replicas))
-        .collect())
+        .map(|(i, replicas)| partition_record(image, t.topic_id, current + i as i32, replicas))
+        .collect()
 }
 
 /// One incremental config operation (IncrementalAlterConfigs' op codes).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ConfigOp {
     Set(String),
     Delete,
@@ -571,6 +685,8 @@ mod tests {
                 host: "localhost".into(),
                 port: 9092,
                 rack: None,
+                epoch: id as i64,
+                fenced: false,
             });
         }
         image
@@ -755,5 +871,180 @@ mod tests {
             &[("retention.ms".into(), ConfigOp::Append("1".into()))]
         )
         .is_err());
+    }
+
+    fn image_with_racks(brokers: &[(i32, Option<&str>)]) -> MetadataImage {
+        let mut image = MetadataImage::default();
+        for (id, rack) in brokers {
+            image.apply(&MetadataRecord::RegisterBroker {
+                node_id: *id,
+                host: "localhost".into(),
+                port: 9092,
+                rack: rack.map(str::to_string),
+                epoch: *id as i64,
+                fenced: false,
+            });
+        }
+        image
+    }
+
+    fn racks_of(image: &MetadataImage, replicas: &[i32]) -> std::collections::BTreeSet<String> {
+        replicas
+            .iter()
+            .filter_map(|b| image.brokers[b].rack.clone())
+            .collect()
+    }
+
+    #[test]
+    fn rack_aware_placement_spreads_replicas_over_racks_and_leaders_over_brokers() {
+        let image = image_with_racks(&[
+            (1, Some("a")),
+            (2, Some("a")),
+            (3, Some("b")),
+            (4, Some("b")),
+            (5, Some("c")),
+            (6, Some("c")),
+        ]);
+        let placed = place_replicas(&image, 0, 12, 3, 0).unwrap();
+        let mut leaders = BTreeMap::new();
+        for replicas in &placed {
+            assert_eq!(racks_of(&image, replicas).len(), 3, "{replicas:?}");
+            *leaders.entry(replicas[0]).or_insert(0) += 1;
+        }
+        assert_eq!(leaders.values().copied().collect::<Vec<_>>(), vec![2; 6]);
+        // The rack-alternated order: a, b, c, a, b, c.
+        let firsts: Vec<i32> = placed.iter().take(6).map(|r| r[0]).collect();
+        assert_eq!(firsts, vec![1, 3, 5, 2, 4, 6]);
+        // Two racks, three replicas: both racks hold one.
+        let two = image_with_racks(&[(1, Some("a")), (2, Some("a")), (3, Some("b"))]);
+        for replicas in place_replicas(&two, 0, 6, 2, 1).unwrap() {
+            assert_eq!(racks_of(&two, &replicas).len(), 2, "{replicas:?}");
+        }
+    }
+
+    #[test]
+    fn a_mix_of_brokers_with_and_without_racks_is_refused() {
+        let mut image = image_with_racks(&[(1, Some("a")), (2, None)]);
+        let new = NewTopic {
+            name: "t".into(),
+            num_partitions: 2,
+            replication_factor: 1,
+            ..Default::default()
+        };
+        assert!(matches!(
+            create_topic(&image, DEFAULTS, &new),
+            Err(ControllerError::InvalidReplicationFactor(m)) if m.contains("rack information")
+        ));
+        // An explicit assignment needs no placement.
+        let manual = NewTopic {
+            name: "m".into(),
+            num_partitions: -1,
+            replication_factor: -1,
+            assignments: BTreeMap::from([(0, vec![2, 1])]),
+            ..Default::default()
+        };
+        assert!(create_topic(&image, DEFAULTS, &manual).is_ok());
+        // A fenced broker does not count.
+        image.apply(&MetadataRecord::FenceBroker { node_id: 2 });
+        assert!(create_topic(&image, DEFAULTS, &new).is_ok());
+    }
+
+    #[test]
+    fn fenced_brokers_get_no_new_replicas() {
+        let mut image = image_with_brokers(3);
+        image.apply(&MetadataRecord::FenceBroker { node_id: 2 });
+        let new = NewTopic {
+            name: "t".into(),
+            num_partitions: 4,
+            replication_factor: 2,
+            ..Default::default()
+        };
+        let created = create_topic(&image, DEFAULTS, &new).unwrap();
+        apply(&mut image, &created.records);
+        let t = image.topic("t").unwrap();
+        assert!(t.partitions.values().all(|p| !p.replicas.contains(&2)));
+        let rf3 = NewTopic {
+            name: "u".into(),
+            replication_factor: 3,
+            ..new.clone()
+        };
+        assert!(matches!(
+            create_topic(&image, DEFAULTS, &rf3),
+            Err(ControllerError::InvalidReplicationFactor(_))
+        ));
+        let recs = create_partitions(&image, "t", 6, None).unwrap();
+        apply(&mut image, &recs);
+        let t = image.topic("t").unwrap();
+        assert!(t.partitions.values().all(|p| !p.replicas.contains(&2)));
+        // A manual assignment may name a fenced broker; it just starts outside the ISR.
+        let recs = create_partitions(&image, "t", 7, Some(&[vec![2, 3]])).unwrap();
+        apply(&mut image, &recs);
+        let p6 = &image.topic("t").unwrap().partitions[&6];
+        assert_eq!((p6.leader, p6.isr.clone()), (3, vec![3]));
+        assert!(matches!(
+            create_partitions(&image, "t", 8, Some(&[vec![2]])),
+            Err(ControllerError::InvalidReplicaAssignment(m)) if m.contains("fenced")
+        ));
+    }
+
+    #[test]
+    fn added_partitions_continue_the_leader_rotation() {
+        let mut image = image_with_brokers(3);
+        let new = NewTopic {
+            name: "t".into(),
+            num_partitions: 2,
+            replication_factor: 1,
+            ..Default::default()
+        };
+        let created = create_topic(&image, DEFAULTS, &new).unwrap();
+        apply(&mut image, &created.records);
+        let recs = create_partitions(&image, "t", 6, None).unwrap();
+        apply(&mut image, &recs);
+        let leaders: Vec<i32> = image
+            .topic("t")
+            .unwrap()
+            .partitions
+            .values()
+            .map(|p| p.leader)
+            .collect();
+        assert_eq!(leaders, vec![1, 2, 3, 1, 2, 3]);
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn placement_balances_leaders_and_spreads_racks(
+            n in 1usize..9,
+            num_racks in 0usize..5,
+            rf_seed in 0usize..100,
+            k in 1usize..4,
+            start in 0usize..20,
+        ) {
+            let brokers: Vec<(i32, Option<String>)> = (0..n)
+                .map(|i| {
+                    let rack = (num_racks > 0).then(|| format!("r{}", i % num_racks));
+                    (i as i32 + 1, rack)
+                })
+                .collect();
+            let refs: Vec<(i32, Option<&str>)> =
+                brokers.iter().map(|(id, r)| (*id, r.as_deref())).collect();
+            let image = image_with_racks(&refs);
+            let rf = 1 + rf_seed % n;
+            let placed = place_replicas(&image, 0, (n * k) as i32, rf, start).unwrap();
+            let mut leaders = BTreeMap::new();
+            let distinct_racks = num_racks.min(n);
+            for replicas in &placed {
+                proptest::prop_assert_eq!(replicas.len(), rf);
+                let mut unique = replicas.clone();
+                unique.sort_unstable();
+                unique.dedup();
+                proptest::prop_assert_eq!(unique.len(), rf);
+                if num_racks > 0 {
+                    proptest::prop_assert_eq!(racks_of(&image, replicas).len(), rf.min(distinct_racks));
+                }
+                *leaders.entry(replicas[0]).or_insert(0usize) += 1;
+            }
+            proptest::prop_assert_eq!(leaders.len(), n);
+            proptest::prop_assert!(leaders.values().all(|c| *c == k));
+        }
     }
 }

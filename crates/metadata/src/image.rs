@@ -2,12 +2,14 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::record::{ConfigResource, MetadataRecord};
 
-/// A partition's replica assignment and leadership.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A partition's replica assignment and leadership (serde: the controller answers AlterPartition
+/// with it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PartitionImage {
     pub partition: i32,
     pub replicas: Vec<i32>,
@@ -32,6 +34,11 @@ pub struct BrokerImage {
     pub host: String,
     pub port: i32,
     pub rack: Option<String>,
+    /// A fenced broker leads nothing, is in no ISR (unless it was the last member) and gets no
+    /// new replicas.
+    pub fenced: bool,
+    /// The epoch of its current registration.
+    pub epoch: i64,
 }
 
 /// Everything the cluster knows, rebuilt from the records.
@@ -42,6 +49,8 @@ pub struct MetadataImage {
     pub configs: BTreeMap<ConfigResource, BTreeMap<String, String>>,
     pub brokers: BTreeMap<i32, BrokerImage>,
     pub next_producer_id: i64,
+    /// The epoch the next broker registration gets (one past the highest handed out).
+    pub next_broker_epoch: i64,
 }
 
 impl MetadataImage {
@@ -54,6 +63,8 @@ impl MetadataImage {
                 host,
                 port,
                 rack,
+                epoch,
+                fenced,
             } => {
                 self.brokers.insert(
                     *node_id,
@@ -62,8 +73,21 @@ impl MetadataImage {
                         host: host.clone(),
                         port: *port,
                         rack: rack.clone(),
+                        fenced: *fenced,
+                        epoch: *epoch,
                     },
                 );
+                self.next_broker_epoch = self.next_broker_epoch.max(epoch.saturating_add(1));
+            }
+            MetadataRecord::FenceBroker { node_id } => {
+                if let Some(b) = self.brokers.get_mut(node_id) {
+                    b.fenced = true;
+                }
+            }
+            MetadataRecord::UnfenceBroker { node_id } => {
+                if let Some(b) = self.brokers.get_mut(node_id) {
+                    b.fenced = false;
+                }
             }
             MetadataRecord::Topic { name, topic_id } => {
                 self.topic_names.insert(*topic_id, name.clone());
@@ -135,6 +159,21 @@ impl MetadataImage {
         }
     }
 
+    /// Brokers that are registered and not fenced, by id: the only ones that may lead partitions
+    /// or receive new replicas.
+    pub fn live_brokers(&self) -> Vec<i32> {
+        self.brokers
+            .values()
+            .filter(|b| !b.fenced)
+            .map(|b| b.node_id)
+            .collect()
+    }
+
+    /// Whether `node_id` is registered and not fenced.
+    pub fn is_live(&self, node_id: i32) -> bool {
+        self.brokers.get(&node_id).is_some_and(|b| !b.fenced)
+    }
+
     pub fn topic(&self, name: &str) -> Option<&TopicImage> {
         self.topics.get(name)
     }
@@ -162,6 +201,8 @@ impl MetadataImage {
                 host: b.host.clone(),
                 port: b.port,
                 rack: b.rack.clone(),
+                epoch: b.epoch,
+                fenced: b.fenced,
             });
         }
         for t in self.topics.values() {
@@ -208,6 +249,32 @@ mod tests {
         let id = Uuid::new_v4();
         let mut image = MetadataImage::default();
         for r in [
+            MetadataRecord::RegisterBroker {
+                node_id: 1,
+                host: "a".into(),
+                port: 9092,
+                rack: Some("r1".into()),
+                epoch: 3,
+                fenced: true,
+            },
+            MetadataRecord::RegisterBroker {
+                node_id: 2,
+                host: "b".into(),
+                port: 9092,
+                rack: None,
+                epoch: 7,
+                fenced: true,
+            },
+            MetadataRecord::UnfenceBroker { node_id: 2 },
+            MetadataRecord::RegisterBroker {
+                node_id: 3,
+                host: "c".into(),
+                port: 9092,
+                rack: None,
+                epoch: 8,
+                fenced: false,
+            },
+            MetadataRecord::FenceBroker { node_id: 3 },
             MetadataRecord::Topic {
                 name: "t".into(),
                 topic_id: id,
@@ -237,8 +304,30 @@ mod tests {
             rebuilt.apply(&r);
         }
         assert_eq!(rebuilt, image);
+        assert_eq!(rebuilt.next_broker_epoch, 9);
+        assert_eq!(rebuilt.live_brokers(), vec![2]);
+        assert!(rebuilt.brokers[&1].fenced && rebuilt.brokers[&3].fenced);
         rebuilt.apply(&MetadataRecord::RemoveTopic { topic_id: id });
         assert!(rebuilt.topic("t").is_none());
         assert!(rebuilt.topic_configs("t").is_none());
+    }
+
+    #[test]
+    fn a_registration_from_a_single_node_log_is_live() {
+        // What single-node Brook wrote before brokers had epochs and fencing.
+        let old = r#"{"RegisterBroker":{"node_id":1,"host":"localhost","port":9092,"rack":null}}"#;
+        let record: MetadataRecord = serde_json::from_str(old).unwrap();
+        let mut image = MetadataImage::default();
+        image.apply(&record);
+        assert_eq!(image.live_brokers(), vec![1]);
+        assert!(image.is_live(1));
+        assert_eq!(image.brokers[&1].epoch, 0);
+        assert_eq!(image.next_broker_epoch, 1);
+        // Fencing records for unknown brokers are ignored.
+        image.apply(&MetadataRecord::FenceBroker { node_id: 9 });
+        assert!(!image.brokers.contains_key(&9));
+        image.apply(&MetadataRecord::FenceBroker { node_id: 1 });
+        assert!(image.live_brokers().is_empty());
+        assert!(!image.is_live(1));
     }
 }

@@ -7,12 +7,19 @@
 //! (a Raft log replaces it in cluster mode). [`topic_config`] defines Kafka's topic configuration
 //! names, defaults and validation. This crate knows nothing of sockets, partition data or the wire
 //! codec.
+//!
+//! For a cluster, [`cluster`] holds the controller's broker fencing, ISR and leader-election
+//! logic and [`heartbeat`] the active controller's broker sessions, both pure as well.
 
+pub mod cluster;
 pub mod controller;
+pub mod heartbeat;
 pub mod image;
+pub mod ops;
 pub mod record;
 pub mod store;
 pub mod topic_config;
 
 pub use image::{MetadataImage, PartitionImage, TopicImage};
+pub use ops::{ControllerOp, ControllerReply};
 pub use record::MetadataRecord;

@@ -14,13 +14,27 @@ pub enum ConfigResource {
 /// One change to the cluster metadata.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum MetadataRecord {
-    /// A broker joined or re-registered.
+    /// A broker joined or re-registered (Kafka's RegisterBrokerRecord).
     RegisterBroker {
         node_id: i32,
         host: String,
         port: i32,
         rack: Option<String>,
+        /// The broker epoch this registration hands out; heartbeats and AlterPartition requests
+        /// must quote it. Absent (0) in logs written by single-node Brook.
+        #[serde(default)]
+        epoch: i64,
+        /// Cluster registrations start fenced until the broker heartbeats as caught up. Absent
+        /// (false) in logs written by single-node Brook, whose only broker is always live.
+        #[serde(default)]
+        fenced: bool,
     },
+    /// A broker lost its session or is shutting down: it may lead nothing and is dropped from
+    /// ISRs (Kafka's BrokerRegistrationChangeRecord with fenced=true).
+    FenceBroker { node_id: i32 },
+    /// A fenced broker caught up and may lead partitions again (Kafka's
+    /// BrokerRegistrationChangeRecord with fenced=false).
+    UnfenceBroker { node_id: i32 },
     /// A topic was created.
     Topic { name: String, topic_id: Uuid },
     /// A partition was created, or its replicas/leader/ISR changed.
