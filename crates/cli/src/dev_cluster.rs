@@ -394,6 +394,11 @@ pub fn run(args: Args) -> i32 {
             cid,
             plan_ports(n, args.base_port).unwrap_or_else(|e| fail(e)),
         ),
+        None if dir.join("node-1.properties").exists() => fail(format!(
+            "{} holds another dev cluster (a different number of nodes or edited files); \
+             start it with its own --brokers or use another --data-dir",
+            dir.display()
+        )),
         None => (
             brook_broker::state::short_uuid(uuid::Uuid::new_v4()),
             plan_ports(n, args.base_port).unwrap_or_else(|e| fail(e)),
