@@ -255,7 +255,8 @@ impl GroupService {
             let mut log = partition.log();
             log.append_as_leader(&mut batch, partition.leader_epoch(), now)
                 .map_err(|e| ServiceError::Storage(e.to_string()))?;
-            partition.set_high_watermark(log.log_end_offset());
+            // Committed per the partition's ISR (at once on a single node).
+            partition.on_leader_append(log.log_end_offset());
         }
         let Coordinator {
             groups, offsets, ..

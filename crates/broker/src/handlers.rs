@@ -52,7 +52,7 @@ use bytes::Bytes;
 use uuid::Uuid;
 
 use crate::errors::{controller_code, storage_code};
-use crate::state::{now_ms, Broker, CommitError};
+use crate::state::{now_ms, Broker, CommitError, Role};
 
 fn s(v: impl Into<String>) -> StrBytes {
     StrBytes::from_string(v.into())
@@ -107,7 +107,7 @@ pub async fn handle(broker: &Arc<Broker>, req: Request, peer: std::net::SocketAd
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions(None)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata(broker, r, v)),
         RequestKind::Produce(r) => {
-            return match produce(broker, r, v) {
+            return match produce(broker, r, v).await {
                 Some(resp) => Reply::Send(Box::new(ResponseKind::Produce(resp))),
                 None => Reply::Nothing,
             }
@@ -230,6 +230,11 @@ fn metadata_topic(image: &MetadataImage, name: &str) -> Option<MetadataResponseT
                     .values()
                     .map(|p| {
                         MetadataResponsePartition::default()
+                            .with_error_code(if p.leader < 0 {
+                                code(ResponseError::LeaderNotAvailable)
+                            } else {
+                                0
+                            })
                             .with_partition_index(p.partition)
                             .with_leader_id(BrokerId(p.leader))
                             .with_leader_epoch(p.leader_epoch)
@@ -355,12 +360,48 @@ fn resolve_topic(
     Ok(name.to_string())
 }
 
-fn produce(broker: &Arc<Broker>, r: ProduceRequest, version: i16) -> Option<ProduceResponse> {
+/// An acks=-1 partition waiting for its records to be committed (Kafka's DelayedProduce).
+struct ProduceWaiter {
+    topic: usize,
+    part: usize,
+    partition: Arc<crate::state::Partition>,
+    /// The high watermark that commits the batch: its last offset + 1.
+    required: i64,
+    min_isr: usize,
+}
+
+/// Kafka's `checkEnoughReplicasReachOffset`: `None` while the batch is not committed yet.
+fn produce_status(w: &ProduceWaiter) -> Option<Result<(), ResponseError>> {
+    match &*w.partition.role() {
+        Role::Leader(s) if s.high_watermark() >= w.required => {
+            Some(if s.isr().len() >= w.min_isr {
+                Ok(())
+            } else {
+                Err(ResponseError::NotEnoughReplicasAfterAppend)
+            })
+        }
+        Role::Leader(_) => None,
+        _ => Some(Err(ResponseError::NotLeaderOrFollower)),
+    }
+}
+
+/// The effective `min.insync.replicas` of a topic.
+fn min_insync_replicas(broker: &Broker, image: &MetadataImage, topic: &str) -> usize {
+    broker
+        .effective_topic_config(image, topic)
+        .get("min.insync.replicas")
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(1)
+        .max(1)
+}
+
+async fn produce(broker: &Arc<Broker>, r: ProduceRequest, version: i16) -> Option<ProduceResponse> {
     let acks = r.acks;
     let image = broker.image();
     let now = now_ms();
     let mut responses = Vec::new();
     let mut appended = false;
+    let mut waiters: Vec<ProduceWaiter> = Vec::new();
     for topic in r.topic_data {
         let name = resolve_topic(&image, &topic.name, topic.topic_id);
         let mut parts = Vec::new();
@@ -384,11 +425,34 @@ fn produce(broker: &Arc<Broker>, r: ProduceRequest, version: i16) -> Option<Prod
                 let partition = broker
                     .partition(&name, p.index)
                     .ok_or((ResponseError::UnknownTopicOrPartition, None))?;
+                if !partition.is_leader() {
+                    return Err((ResponseError::NotLeaderOrFollower, None));
+                }
                 let records = p
                     .records
                     .as_ref()
                     .ok_or((ResponseError::CorruptMessage, Some("no records".into())))?;
                 check_produce_records(records, version)?;
+                let min_isr = if acks == -1 {
+                    // Kafka checks the committed ISR before appending.
+                    let min_isr = min_insync_replicas(broker, &image, &name);
+                    let isr = image
+                        .topic(&name)
+                        .and_then(|t| t.partitions.get(&p.index))
+                        .map_or(0, |pi| pi.isr.len());
+                    if isr < min_isr {
+                        return Err((
+                            ResponseError::NotEnoughReplicas,
+                            Some(format!(
+                                "The size of the current ISR {isr} is insufficient to satisfy the min.isr requirement of {min_isr} for partition {name}-{}",
+                                p.index
+                            )),
+                        ));
+                    }
+                    min_isr
+                } else {
+                    1
+                };
                 let mut buf = records.to_vec();
                 let mut log = partition.log();
                 match log.append_as_leader(&mut buf, partition.leader_epoch(), now) {
@@ -396,8 +460,19 @@ fn produce(broker: &Arc<Broker>, r: ProduceRequest, version: i16) -> Option<Prod
                         out.base_offset = info.first_offset;
                         out.log_append_time_ms = info.log_append_time;
                         out.log_start_offset = info.log_start_offset;
-                        partition.set_high_watermark(log.log_end_offset());
+                        let leo = log.log_end_offset();
+                        drop(log);
+                        partition.on_leader_append(leo);
                         appended = true;
+                        if acks == -1 {
+                            waiters.push(ProduceWaiter {
+                                topic: responses.len(),
+                                part: parts.len(),
+                                partition: partition.clone(),
+                                required: info.last_offset + 1,
+                                min_isr,
+                            });
+                        }
                         Ok(())
                     }
                     Err(e) => {
@@ -431,6 +506,29 @@ fn produce(broker: &Arc<Broker>, r: ProduceRequest, version: i16) -> Option<Prod
     }
     if acks == 0 {
         return None;
+    }
+    // acks=-1: wait until the ISR has the records, at most the request's timeout.
+    let deadline = tokio::time::Instant::now() + Duration::from_millis(r.timeout_ms.max(0) as u64);
+    for w in waiters {
+        let status = loop {
+            let changed = w.partition.state_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if let Some(status) = produce_status(&w) {
+                break status;
+            }
+            tokio::select! {
+                _ = &mut changed => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    break produce_status(&w).unwrap_or(Err(ResponseError::RequestTimedOut));
+                }
+            }
+        };
+        if let Err(e) = status {
+            let out: &mut PartitionProduceResponse =
+                &mut responses[w.topic].partition_responses[w.part];
+            out.error_code = code(e);
+        }
     }
     Some(ProduceResponse::default().with_responses(responses))
 }
@@ -529,12 +627,39 @@ async fn fetch(broker: &Arc<Broker>, r: FetchRequest, version: i16) -> FetchResp
     };
     let read_committed = r.isolation_level == 1;
     let max_bytes = r.max_bytes;
+    // A fetch from a follower names its broker (replica_id, or replica_state from v15).
+    let replica_id = if version >= 15 {
+        r.replica_state.replica_id.0
+    } else {
+        r.replica_id.0
+    };
+    let from_follower = replica_id >= 0;
+    if from_follower {
+        // The fetch offset is the follower's log end offset: it moves the high watermark.
+        let image = broker.image();
+        for (key, p) in &plan.partitions {
+            let Ok(name) = resolve_topic(&image, &TopicName(s(key.topic.as_str())), key.topic_id)
+            else {
+                continue;
+            };
+            if let Some(partition) = broker.partition(&name, key.partition) {
+                if check_leader_epoch(partition.leader_epoch(), p.current_leader_epoch).is_ok() {
+                    broker.on_follower_fetch(&partition, replica_id, p.fetch_offset);
+                }
+            }
+        }
+    }
     let parts = loop {
         let notified = broker.data_arrived.notified();
         tokio::pin!(notified);
         notified.as_mut().enable();
-        let (parts, bytes, any_error) =
-            fetch_once(broker, &plan.partitions, max_bytes, read_committed);
+        let (parts, bytes, any_error) = fetch_once(
+            broker,
+            &plan.partitions,
+            max_bytes,
+            read_committed,
+            from_follower,
+        );
         // min_bytes=0 is satisfied by nothing: answer at once, as Kafka does.
         if bytes >= min_bytes || any_error || tokio::time::Instant::now() >= deadline {
             break parts;
@@ -542,7 +667,7 @@ async fn fetch(broker: &Arc<Broker>, r: FetchRequest, version: i16) -> FetchResp
         tokio::select! {
             _ = &mut notified => {}
             _ = tokio::time::sleep_until(deadline) => {
-                break fetch_once(broker, &plan.partitions, max_bytes, read_committed).0;
+                break fetch_once(broker, &plan.partitions, max_bytes, read_committed, from_follower).0;
             }
         }
     };
@@ -601,6 +726,7 @@ fn fetch_once(
     )],
     max_bytes: i32,
     read_committed: bool,
+    from_follower: bool,
 ) -> (Vec<PartitionData>, usize, bool) {
     let image = broker.image();
     let mut remaining = if max_bytes <= 0 {
@@ -623,14 +749,19 @@ fn fetch_once(
                 .partition(&name, key.partition)
                 .ok_or(ResponseError::UnknownTopicOrPartition)?;
             check_leader_epoch(partition.leader_epoch(), p.current_leader_epoch)?;
+            if !partition.is_leader() {
+                return Err(ResponseError::NotLeaderOrFollower);
+            }
             let hw = partition.high_watermark();
             let log = partition.log();
             out.high_watermark = hw;
             out.last_stable_offset = hw;
             out.log_start_offset = log.log_start_offset();
             let max = (p.partition_max_bytes.max(0) as usize).min(remaining);
+            // Followers read up to the log end, consumers up to the high watermark.
+            let upto = if from_follower { i64::MAX } else { hw };
             let data = log
-                .read(p.fetch_offset, max, hw, total == 0)
+                .read(p.fetch_offset, max, upto, total == 0)
                 .map_err(|e| storage_code(&e))?;
             Ok::<Bytes, ResponseError>(data)
         })();
@@ -659,6 +790,8 @@ const EARLIEST_LOCAL: i64 = -4;
 const LATEST_TIERED: i64 = -5;
 
 fn list_offsets(broker: &Arc<Broker>, r: ListOffsetsRequest) -> ListOffsetsResponse {
+    // Followers (replica_id >= 0) see the log end offset as LATEST; consumers the high watermark.
+    let from_replica = r.replica_id.0 >= 0;
     let topics = r
         .topics
         .into_iter()
@@ -677,6 +810,9 @@ fn list_offsets(broker: &Arc<Broker>, r: ListOffsetsRequest) -> ListOffsetsRespo
                             .partition(topic.name.as_str(), p.partition_index)
                             .ok_or(ResponseError::UnknownTopicOrPartition)?;
                         check_leader_epoch(partition.leader_epoch(), p.current_leader_epoch)?;
+                        if !partition.is_leader() {
+                            return Err(ResponseError::NotLeaderOrFollower);
+                        }
                         let log = partition.log();
                         let epoch = partition.leader_epoch();
                         match p.timestamp {
@@ -685,7 +821,11 @@ fn list_offsets(broker: &Arc<Broker>, r: ListOffsetsRequest) -> ListOffsetsRespo
                                 out.leader_epoch = epoch;
                             }
                             LATEST => {
-                                out.offset = partition.high_watermark();
+                                out.offset = if from_replica {
+                                    log.log_end_offset()
+                                } else {
+                                    partition.high_watermark()
+                                };
                                 out.leader_epoch = epoch;
                             }
                             LATEST_TIERED => {}
@@ -1513,6 +1653,9 @@ fn offset_for_leader_epoch(
                             .partition(t.topic.as_str(), p.partition)
                             .ok_or(ResponseError::UnknownTopicOrPartition)?;
                         check_leader_epoch(partition.leader_epoch(), p.current_leader_epoch)?;
+                        if !partition.is_leader() {
+                            return Err(ResponseError::NotLeaderOrFollower);
+                        }
                         let log = partition.log();
                         Ok(log.end_offset_for_epoch(p.leader_epoch))
                     })();

@@ -3,7 +3,10 @@
 //! This crate owns sockets ([`server`]), request routing and the request handlers ([`handlers`]),
 //! the broker's configuration ([`config`]), the mapping of every internal error to a Kafka error
 //! code ([`errors`]), and the replicas this broker hosts with their logs ([`state`]), and the group coordinator's I/O
-//! ([`groups`]: waiting requests, `__consumer_offsets`, timers). It builds on
+//! ([`groups`]: waiting requests, `__consumer_offsets`, timers), and partition replication's I/O:
+//! leader and follower roles from the metadata image ([`state`]), replica fetchers
+//! ([`replica_fetcher`]) over a small inter-broker client ([`peer`]), with the decisions (high
+//! watermark, ISR, truncation) taken by `brook-replication`. It builds on
 //! `brook-protocol` for bytes, `brook-storage` for partition logs and `brook-metadata` for cluster
 //! metadata, and must not leak sockets or Tokio into those crates.
 
@@ -14,9 +17,11 @@ pub mod fetch_session;
 pub mod group_handlers;
 pub mod groups;
 pub mod handlers;
+pub mod peer;
+pub mod replica_fetcher;
 pub mod server;
 pub mod state;
 
 pub use config::BrokerConfig;
 pub use server::{run, BoundServer};
-pub use state::Broker;
+pub use state::{Broker, IsrChange, Role};

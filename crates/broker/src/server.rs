@@ -113,6 +113,24 @@ pub async fn run(server: BoundServer, shutdown: impl Future<Output = ()>) {
 
     let group_timers = crate::groups::spawn_timers(broker.clone(), stop_rx.clone());
 
+    // Kafka's isr-expiration task: every replica.lag.time.max.ms / 2.
+    let isr_check = {
+        let broker = broker.clone();
+        let mut stop = stop_rx.clone();
+        let every =
+            Duration::from_millis((broker.config.cluster.replica_lag_time_max_ms / 2).max(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.tick().await;
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => broker.maybe_shrink_isr(crate::state::now_ms()),
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    };
+
     let accept = async {
         loop {
             let permit = match limit.clone().acquire_owned().await {
@@ -148,6 +166,8 @@ pub async fn run(server: BoundServer, shutdown: impl Future<Output = ()>) {
     limit.close();
     let _ = maintenance.await;
     let _ = group_timers.await;
+    let _ = isr_check.await;
+    broker.stop_fetchers().await;
     // Give in-flight requests a moment to finish before the logs are closed under them.
     let all = broker.config.max_connections.min(Semaphore::MAX_PERMITS) as u32;
     let _ = tokio::time::timeout(Duration::from_secs(5), async {

@@ -6,16 +6,18 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use brook_metadata::controller::{self, ControllerDefaults, ControllerError};
+use brook_metadata::image::PartitionImage;
 use brook_metadata::store::{MetadataStore, StoreError};
 use brook_metadata::topic_config::TOPIC_CONFIGS;
 use brook_metadata::{ControllerOp, ControllerReply, MetadataImage, MetadataRecord};
+use brook_replication::LeaderState;
 use brook_storage::{Log, LogConfig, StorageError};
-use tokio::sync::Notify;
+use tokio::sync::{mpsc, watch, Notify};
 use uuid::Uuid;
 
 use crate::config::{BrokerConfig, Listener};
@@ -54,6 +56,34 @@ pub struct Partition {
     /// committed at once; with replication, followers' progress moves it.
     high_watermark: AtomicI64,
     leader_epoch: AtomicI64,
+    /// This broker's role for the partition (lock order: the log first, then the role).
+    role: Mutex<Role>,
+    /// Bumped on every role change; a replica fetcher applies what it fetched only while the
+    /// generation it started with is current (checked under the log lock).
+    generation: AtomicU64,
+    /// Woken when the high watermark moves or the role changes (acks=-1 produces wait on it).
+    pub state_changed: Notify,
+}
+
+/// What this broker is for a partition, from the metadata image.
+#[derive(Debug)]
+pub enum Role {
+    /// The leader, with the followers' progress.
+    Leader(LeaderState),
+    /// A follower of `leader` in `leader_epoch`.
+    Follower { leader: i32, leader_epoch: i32 },
+    /// The image names no leader (-1): nothing is served, nothing fetched.
+    NoLeader,
+}
+
+/// An ISR change proposed by a leader (Kafka's AlterPartition), for the controller to commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsrChange {
+    pub topic_id: Uuid,
+    pub partition: i32,
+    pub leader_epoch: i32,
+    pub partition_epoch: i32,
+    pub new_isr: Vec<i32>,
 }
 
 impl Partition {
@@ -70,6 +100,33 @@ impl Partition {
     }
     pub fn leader_epoch(&self) -> i32 {
         self.leader_epoch.load(Ordering::Acquire) as i32
+    }
+    /// Locks the role (never while waiting for the log lock).
+    pub fn role(&self) -> MutexGuard<'_, Role> {
+        self.role.lock().unwrap_or_else(|e| e.into_inner())
+    }
+    pub fn is_leader(&self) -> bool {
+        matches!(*self.role(), Role::Leader(_))
+    }
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+    /// Stores a new high watermark (it only moves forward on a leader) and wakes its waiters.
+    pub(crate) fn publish_high_watermark(&self, hw: i64) {
+        self.set_high_watermark(hw);
+        self.state_changed.notify_waiters();
+    }
+    /// The leader's log grew to `leo`: on a single replica this commits at once. Returns whether
+    /// the high watermark moved.
+    pub fn on_leader_append(&self, leo: i64) -> bool {
+        let moved = match &mut *self.role() {
+            Role::Leader(s) => s.on_leader_append(leo),
+            _ => None,
+        };
+        if let Some(hw) = moved {
+            self.publish_high_watermark(hw);
+        }
+        moved.is_some()
     }
 }
 
@@ -94,6 +151,19 @@ pub struct Broker {
     pub groups: GroupService,
     /// Incremental fetch sessions (KIP-227).
     pub fetch_sessions: Mutex<FetchSessionCache>,
+    /// Serializes bringing the partitions in line with a new image.
+    sync_lock: Mutex<()>,
+    isr_tx: mpsc::UnboundedSender<IsrChange>,
+    isr_rx: Mutex<Option<mpsc::UnboundedReceiver<IsrChange>>>,
+    /// The replica fetchers, one per source broker.
+    pub(crate) fetchers: Mutex<crate::replica_fetcher::FetcherManager>,
+    /// Set on shutdown: replica fetchers stop.
+    pub(crate) stopping: watch::Sender<bool>,
+    stopped: AtomicBool,
+    /// This broker, for the tasks it spawns (they must not keep it alive).
+    pub(crate) me: Weak<Broker>,
+    /// The runtime the broker was opened in, for spawning replica fetchers.
+    pub(crate) runtime: Option<tokio::runtime::Handle>,
 }
 
 fn partition_dir(root: &Path, topic: &str, p: i32) -> PathBuf {
@@ -108,7 +178,16 @@ impl Broker {
         })?;
         let cluster_id = meta_properties(&config)?;
         let (store, mut image) = MetadataStore::open(&config.log_dir.join("__cluster_metadata-0"))?;
-        let broker = Arc::new(Broker {
+        let (isr_tx, isr_rx) = mpsc::unbounded_channel();
+        let broker = Arc::new_cyclic(|me| Broker {
+            sync_lock: Mutex::new(()),
+            isr_tx,
+            isr_rx: Mutex::new(Some(isr_rx)),
+            fetchers: Mutex::new(Default::default()),
+            stopping: watch::channel(false).0,
+            stopped: AtomicBool::new(false),
+            me: me.clone(),
+            runtime: tokio::runtime::Handle::try_current().ok(),
             cluster_id,
             advertised: advertised.clone(),
             meta: Mutex::new(MetaState {
@@ -286,8 +365,204 @@ impl Broker {
             .collect()
     }
 
+    /// Installs a new metadata image (from the controller quorum) and brings the hosted
+    /// partitions in line: logs opened or deleted, configs updated, leader and follower roles.
+    pub fn install_image(&self, image: Arc<MetadataImage>) {
+        *self.image.write().unwrap_or_else(|e| e.into_inner()) = image;
+        if let Err(e) = self.sync_partitions() {
+            tracing::error!(error = %e, "could not bring partitions in line with the metadata image");
+        }
+    }
+
+    /// The ISR changes this broker's leaders propose, for the controller (once: the receiver
+    /// is handed out to the first caller).
+    pub fn take_isr_changes(&self) -> Option<mpsc::UnboundedReceiver<IsrChange>> {
+        self.isr_rx.lock().unwrap_or_else(|e| e.into_inner()).take()
+    }
+
+    pub(crate) fn propose_isr(
+        &self,
+        p: &Partition,
+        leader_epoch: i32,
+        partition_epoch: i32,
+        new_isr: Vec<i32>,
+    ) {
+        tracing::info!(topic = %p.topic, partition = p.index, ?new_isr, "proposing ISR change");
+        let _ = self.isr_tx.send(IsrChange {
+            topic_id: p.topic_id,
+            partition: p.index,
+            leader_epoch,
+            partition_epoch,
+            new_isr,
+        });
+    }
+
     /// Brings hosted partitions in line with the image.
     fn sync_partitions(&self) -> Result<(), StartError> {
+        let _serial = self.sync_lock.lock().unwrap_or_else(|e| e.into_inner());
+        let result = self.sync_logs();
+        let image = self.image();
+        let now = now_ms();
+        for p in self.all_partitions() {
+            match image
+                .topic(&p.topic)
+                .and_then(|t| t.partitions.get(&p.index))
+            {
+                Some(pi) if pi.replicas.contains(&self.config.node_id) => {
+                    self.apply_role(&p, pi, now)
+                }
+                _ => self.stop_replica(&p),
+            }
+        }
+        result
+    }
+
+    /// A partition this broker no longer replicates: no fetching, no serving.
+    fn stop_replica(&self, p: &Arc<Partition>) {
+        self.lock_fetchers().remove(p);
+        let mut role = p.role();
+        if !matches!(*role, Role::NoLeader) {
+            *role = Role::NoLeader;
+            p.generation.fetch_add(1, Ordering::AcqRel);
+            drop(role);
+            p.state_changed.notify_waiters();
+        }
+    }
+
+    pub(crate) fn lock_fetchers(&self) -> MutexGuard<'_, crate::replica_fetcher::FetcherManager> {
+        self.fetchers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Kafka's makeLeader / makeFollower for one partition.
+    fn apply_role(&self, p: &Arc<Partition>, pi: &PartitionImage, now: i64) {
+        let node = self.config.node_id;
+        if pi.leader == node {
+            // The log first (lock order): a replica fetcher appending under the old generation
+            // finishes before the leader's end offset is read.
+            let log = p.log();
+            let leo = log.log_end_offset();
+            let mut role = p.role();
+            let hw = match &mut *role {
+                Role::Leader(s) if s.leader_epoch() == pi.leader_epoch => {
+                    s.update_assignment(pi.partition_epoch, &pi.replicas, &pi.isr, now)
+                }
+                _ => {
+                    p.generation.fetch_add(1, Ordering::AcqRel);
+                    let s = LeaderState::new(
+                        node,
+                        pi.leader_epoch,
+                        pi.partition_epoch,
+                        &pi.replicas,
+                        &pi.isr,
+                        leo,
+                        p.high_watermark(),
+                        now,
+                    );
+                    tracing::info!(topic = %p.topic, partition = p.index, epoch = pi.leader_epoch, "became leader");
+                    p.leader_epoch
+                        .store(pi.leader_epoch as i64, Ordering::Release);
+                    let hw = s.high_watermark();
+                    *role = Role::Leader(s);
+                    Some(hw)
+                }
+            };
+            drop(log);
+            drop(role);
+            self.lock_fetchers().remove(p);
+            if let Some(hw) = hw {
+                p.set_high_watermark(hw);
+            }
+            p.state_changed.notify_waiters();
+            self.data_arrived.notify_waiters();
+            return;
+        }
+        let mut role = p.role();
+        let same = match &*role {
+            Role::Follower {
+                leader,
+                leader_epoch,
+            } => *leader == pi.leader && *leader_epoch == pi.leader_epoch,
+            Role::NoLeader => pi.leader < 0,
+            Role::Leader(_) => false,
+        };
+        if same {
+            return;
+        }
+        *role = if pi.leader >= 0 {
+            Role::Follower {
+                leader: pi.leader,
+                leader_epoch: pi.leader_epoch,
+            }
+        } else {
+            Role::NoLeader
+        };
+        p.leader_epoch
+            .store(pi.leader_epoch as i64, Ordering::Release);
+        let generation = p.generation.fetch_add(1, Ordering::AcqRel) + 1;
+        drop(role);
+        p.state_changed.notify_waiters();
+        let mut fetchers = self.lock_fetchers();
+        if pi.leader >= 0 && !self.stopped.load(Ordering::Acquire) {
+            tracing::info!(topic = %p.topic, partition = p.index, leader = pi.leader, epoch = pi.leader_epoch, "became follower");
+            fetchers.add(self, pi.leader, p.clone(), pi.leader_epoch, generation);
+        } else {
+            fetchers.remove(p);
+        }
+    }
+
+    /// Kafka's periodic ISR shrink check on every partition this broker leads.
+    pub fn maybe_shrink_isr(&self, now: i64) {
+        let lag = self.config.cluster.replica_lag_time_max_ms;
+        for p in self.all_partitions() {
+            let proposal = match &mut *p.role() {
+                Role::Leader(s) => s
+                    .isr_to_shrink(now, lag)
+                    .map(|isr| (s.leader_epoch(), s.partition_epoch(), isr)),
+                _ => None,
+            };
+            if let Some((epoch, pepoch, isr)) = proposal {
+                self.propose_isr(&p, epoch, pepoch, isr);
+            }
+        }
+    }
+
+    /// A follower fetched `fetch_offset` from this leader: its progress moves the high
+    /// watermark and may let it back into the ISR.
+    pub(crate) fn on_follower_fetch(&self, p: &Partition, replica: i32, fetch_offset: i64) {
+        let leo = p.log().log_end_offset();
+        let now = now_ms();
+        let lag = self.config.cluster.replica_lag_time_max_ms;
+        let (hw, proposal) = match &mut *p.role() {
+            Role::Leader(s) => {
+                let hw = s.on_follower_fetch(replica, fetch_offset, leo, now);
+                let proposal = s
+                    .isr_to_expand(now, lag)
+                    .map(|isr| (s.leader_epoch(), s.partition_epoch(), isr));
+                (hw, proposal)
+            }
+            _ => (None, None),
+        };
+        if let Some(hw) = hw {
+            p.publish_high_watermark(hw);
+            self.data_arrived.notify_waiters();
+        }
+        if let Some((epoch, pepoch, isr)) = proposal {
+            self.propose_isr(p, epoch, pepoch, isr);
+        }
+    }
+
+    /// Stops the replica fetchers and waits for them (before the logs are closed).
+    pub async fn stop_fetchers(&self) {
+        self.stopped.store(true, Ordering::Release);
+        let _ = self.stopping.send(true);
+        let tasks = self.lock_fetchers().take_tasks();
+        for t in tasks {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(10), t).await;
+        }
+    }
+
+    /// Opens the logs of newly hosted partitions, updates configs, deletes logs of deleted topics.
+    fn sync_logs(&self) -> Result<(), StartError> {
         let image = self.image();
         let node = self.config.node_id;
         let mut parts = self.partitions.write().unwrap_or_else(|e| e.into_inner());
@@ -303,6 +578,7 @@ impl Broker {
             .collect();
         for key in gone {
             if let Some(p) = parts.remove(&key) {
+                self.lock_fetchers().remove(&p);
                 let dir = partition_dir(&self.config.log_dir, &p.topic, p.index);
                 tracing::info!(topic = %p.topic, partition = p.index, "deleting log of deleted topic");
                 drop(p);
@@ -325,9 +601,6 @@ impl Broker {
                         if *log.config() != config {
                             log.update_config(config.clone());
                         }
-                        existing
-                            .leader_epoch
-                            .store(p.leader_epoch as i64, Ordering::Release);
                     }
                     None => {
                         let dir = partition_dir(&self.config.log_dir, &topic.name, p.partition);
@@ -346,7 +619,11 @@ impl Broker {
                                 index: p.partition,
                                 log: Mutex::new(log),
                                 high_watermark: AtomicI64::new(leo),
-                                leader_epoch: AtomicI64::new(p.leader_epoch as i64),
+                                // Set with the role below.
+                                leader_epoch: AtomicI64::new(-1),
+                                role: Mutex::new(Role::NoLeader),
+                                generation: AtomicU64::new(0),
+                                state_changed: Notify::new(),
                             }),
                         );
                     }
@@ -369,6 +646,8 @@ impl Broker {
 
     /// Flushes and closes every log (clean shutdown).
     pub fn shutdown(&self) {
+        self.stopped.store(true, Ordering::Release);
+        let _ = self.stopping.send(true);
         let parts: Vec<Arc<Partition>> = {
             let mut map = self.partitions.write().unwrap_or_else(|e| e.into_inner());
             map.drain().map(|(_, p)| p).collect()
