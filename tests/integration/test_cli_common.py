@@ -10,8 +10,8 @@ import pytest
 from conftest import BIN_DIR, BROOK_BIN, kafka_tool, unique, wait_for
 
 TOOLS = ["topics", "configs", "console-producer", "console-consumer", "consumer-groups",
-         "verifiable-producer", "verifiable-consumer", "delete-records", "producer-perf-test",
-         "consumer-perf-test"]
+         "verifiable-producer", "verifiable-consumer", "delete-records", "leader-election",
+         "producer-perf-test", "consumer-perf-test"]
 
 
 @pytest.mark.parametrize("tool", TOOLS)

@@ -246,6 +246,8 @@ fn register(image: &mut MetadataImage, n: &Node) {
             host: "127.0.0.1".into(),
             port: n.addr.port() as i32,
             rack: None,
+            epoch: 0,
+            fenced: false,
         },
     );
 }

@@ -10,6 +10,7 @@ use brook_protocol::kafka::messages::delete_records_request::{
     DeleteRecordsPartition, DeleteRecordsTopic,
 };
 use brook_protocol::kafka::messages::delete_topics_request::DeleteTopicState;
+use brook_protocol::kafka::messages::elect_leaders_request::TopicPartitions;
 use brook_protocol::kafka::messages::incremental_alter_configs_request::{
     AlterConfigsResource, AlterableConfig,
 };
@@ -182,6 +183,114 @@ pub struct ClusterDescription {
     pub controller_id: i32,
     /// The brokers.
     pub brokers: Vec<BrokerInfo>,
+}
+
+/// Which leader election ElectLeaders asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElectionType {
+    /// Move leadership back to each partition's preferred replica (the first of its replicas)
+    /// when that replica is alive and in sync.
+    Preferred,
+    /// Give a partition without a leader any live replica, even one out of sync (may lose
+    /// records).
+    Unclean,
+}
+
+impl ElectionType {
+    /// The request's `election_type` field.
+    fn wire(self) -> i8 {
+        match self {
+            ElectionType::Preferred => 0,
+            ElectionType::Unclean => 1,
+        }
+    }
+}
+
+impl std::fmt::Display for ElectionType {
+    /// Kafka's name: `PREFERRED` or `UNCLEAN`.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            ElectionType::Preferred => "PREFERRED",
+            ElectionType::Unclean => "UNCLEAN",
+        })
+    }
+}
+
+impl std::str::FromStr for ElectionType {
+    type Err = ClientError;
+
+    /// `preferred` or `unclean`, in any case (as Kafka's tools accept them).
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s.eq_ignore_ascii_case("preferred") {
+            Ok(ElectionType::Preferred)
+        } else if s.eq_ignore_ascii_case("unclean") {
+            Ok(ElectionType::Unclean)
+        } else {
+            Err(ClientError::Config(format!(
+                "unknown election type {s:?}: expected PREFERRED or UNCLEAN"
+            )))
+        }
+    }
+}
+
+/// One partition's outcome per election: topic, partition, and `Ok` or the broker's error
+/// (ELECTION_NOT_NEEDED, code 84, when the wanted leader already leads).
+pub type ElectionResults = Vec<(String, i32, Result<(), ClientError>)>;
+
+/// The ElectLeaders request at `version`: `None` asks for every partition; each named partition
+/// is asked for once, grouped by topic.
+fn election_request(
+    election_type: ElectionType,
+    partitions: Option<&[(String, i32)]>,
+    version: i16,
+    timeout_ms: i32,
+) -> Result<ElectLeadersRequest, ClientError> {
+    if version == 0 && election_type != ElectionType::Preferred {
+        return Err(ClientError::kafka(
+            35,
+            Some("the broker supports only preferred leader elections (ElectLeaders v0)".into()),
+        ));
+    }
+    let topic_partitions = partitions.map(|ps| {
+        let mut by_topic: BTreeMap<&str, std::collections::BTreeSet<i32>> = BTreeMap::new();
+        for (t, p) in ps {
+            by_topic.entry(t.as_str()).or_default().insert(*p);
+        }
+        by_topic
+            .into_iter()
+            .map(|(t, ps)| {
+                TopicPartitions::default()
+                    .with_topic(tn(t))
+                    .with_partitions(ps.into_iter().collect())
+            })
+            .collect()
+    });
+    let mut req = ElectLeadersRequest::default()
+        .with_topic_partitions(topic_partitions)
+        .with_timeout_ms(timeout_ms);
+    if version >= 1 {
+        req.election_type = election_type.wire();
+    }
+    Ok(req)
+}
+
+/// The per-partition results of an ElectLeaders response; an error for the whole request (v1+)
+/// is the call's error.
+fn election_results(r: ElectLeadersResponse) -> Result<ElectionResults, ClientError> {
+    check(r.error_code, None)?;
+    Ok(r.replica_election_results
+        .into_iter()
+        .flat_map(|t| {
+            let topic = t.topic.to_string();
+            t.partition_result.into_iter().map(move |p| {
+                (
+                    topic.clone(),
+                    p.partition_id,
+                    check(p.error_code, p.error_message.map(|m| m.to_string())),
+                )
+            })
+        })
+        .collect())
 }
 
 /// Kafka's admin client.
@@ -536,6 +645,30 @@ impl Admin {
         Ok(out)
     }
 
+    /// ElectLeaders, sent to the controller as Kafka's admin client does: elects the leader of
+    /// each partition (`None`: of every partition, and then the broker leaves out the partitions
+    /// whose wanted leader already leads). One result per partition, in the broker's order.
+    pub async fn elect_leaders(
+        &self,
+        election_type: ElectionType,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Result<ElectionResults, ClientError> {
+        let conn = self.cluster.controller().await?;
+        let version = conn.version(ApiKey::ElectLeaders, 2)?;
+        let req = election_request(election_type, partitions, version, self.timeout_ms())?;
+        let (_, resp) = conn
+            .send(
+                RequestKind::ElectLeaders(req),
+                ApiKey::ElectLeaders,
+                version,
+            )
+            .await?;
+        let ResponseKind::ElectLeaders(r) = resp else {
+            return Err(unexpected("ElectLeaders"));
+        };
+        election_results(r)
+    }
+
     /// DescribeCluster.
     pub async fn describe_cluster(&self) -> Result<ClusterDescription, ClientError> {
         let conn = self.cluster.any().await?;
@@ -572,5 +705,76 @@ impl Admin {
             .request_timeout
             .as_millis()
             .min(i32::MAX as u128) as i32
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use brook_protocol::kafka::messages::elect_leaders_response::{
+        PartitionResult, ReplicaElectionResult,
+    };
+    use brook_protocol::kafka::protocol::Encodable;
+    use bytes::BytesMut;
+
+    #[test]
+    fn election_types_parse_in_any_case_and_print_as_kafka() {
+        for (text, want) in [
+            ("preferred", ElectionType::Preferred),
+            ("PREFERRED", ElectionType::Preferred),
+            ("Unclean", ElectionType::Unclean),
+        ] {
+            assert_eq!(text.parse::<ElectionType>().unwrap(), want);
+        }
+        assert!("clean".parse::<ElectionType>().is_err());
+        assert_eq!(ElectionType::Unclean.to_string(), "UNCLEAN");
+    }
+
+    #[test]
+    fn election_requests_group_partitions_by_topic_once_each() {
+        let ps: Vec<(String, i32)> = [("b", 1), ("a", 2), ("b", 0), ("b", 1)]
+            .iter()
+            .map(|(t, p)| (t.to_string(), *p))
+            .collect();
+        let req = election_request(ElectionType::Unclean, Some(&ps), 2, 500).unwrap();
+        assert_eq!(req.election_type, 1);
+        assert_eq!(req.timeout_ms, 500);
+        let got: Vec<(String, Vec<i32>)> = req
+            .topic_partitions
+            .clone()
+            .unwrap()
+            .into_iter()
+            .map(|t| (t.topic.to_string(), t.partitions))
+            .collect();
+        assert_eq!(got, vec![("a".into(), vec![2]), ("b".into(), vec![0, 1])]);
+        for v in 0..=2 {
+            let req = election_request(ElectionType::Preferred, None, v, 500).unwrap();
+            assert!(req.topic_partitions.is_none());
+            req.encode(&mut BytesMut::new(), v).unwrap();
+        }
+        // Version 0 has no election type: only preferred elections.
+        let e = election_request(ElectionType::Unclean, None, 0, 500).unwrap_err();
+        assert_eq!(e.code(), Some(35));
+    }
+
+    #[test]
+    fn election_results_keep_each_partitions_error() {
+        let r = ElectLeadersResponse::default().with_replica_election_results(vec![
+            ReplicaElectionResult::default()
+                .with_topic(tn("t"))
+                .with_partition_result(vec![
+                    PartitionResult::default().with_partition_id(0),
+                    PartitionResult::default()
+                        .with_partition_id(1)
+                        .with_error_code(84)
+                        .with_error_message(Some(s("Leader election not needed"))),
+                ]),
+        ]);
+        let got = election_results(r).unwrap();
+        assert_eq!(got.len(), 2);
+        assert!(got[0].2.is_ok() && (got[0].0.as_str(), got[0].1) == ("t", 0));
+        assert_eq!(got[1].2.as_ref().unwrap_err().code(), Some(84));
+        let whole = ElectLeadersResponse::default().with_error_code(41);
+        assert_eq!(election_results(whole).unwrap_err().code(), Some(41));
     }
 }

@@ -4,9 +4,10 @@
 //! applying them in order builds; the [`controller`] validates a request against the image and
 //! answers with the records to append plus a per-item result, without doing any I/O itself, so the
 //! same logic can later sit behind a Raft quorum. [`store`] keeps the records durable on one node
-//! (a Raft log replaces it in cluster mode). [`topic_config`] defines Kafka's topic configuration
-//! names, defaults and validation. This crate knows nothing of sockets, partition data or the wire
-//! codec.
+//! (in cluster mode [`quorum`]'s Raft log and state machine, replicated by openraft, replace it).
+//! [`topic_config`] defines Kafka's topic configuration names, defaults and validation. [`ops`]
+//! turns every metadata change into a serializable operation, so a broker can forward it to the
+//! active controller. This crate knows nothing of sockets, partition data or the wire codec.
 //!
 //! For a cluster, [`cluster`] holds the controller's broker fencing, ISR and leader-election
 //! logic and [`heartbeat`] the active controller's broker sessions, both pure as well.
@@ -16,6 +17,7 @@ pub mod controller;
 pub mod heartbeat;
 pub mod image;
 pub mod ops;
+pub mod quorum;
 pub mod record;
 pub mod store;
 pub mod topic_config;

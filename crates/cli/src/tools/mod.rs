@@ -8,6 +8,7 @@ pub mod console_producer;
 pub mod consumer_groups;
 pub mod consumer_perf;
 pub mod delete_records;
+pub mod leader_election;
 pub mod producer_perf;
 pub mod topics;
 pub mod verifiable_consumer;
@@ -57,6 +58,11 @@ pub const TOOLS: &[(&str, ToolMain, &str)] = &[
         "kafka-delete-records",
         delete_records::main,
         "delete records before given offsets",
+    ),
+    (
+        "kafka-leader-election",
+        leader_election::main,
+        "elect preferred or unclean partition leaders",
     ),
     (
         "kafka-producer-perf-test",
