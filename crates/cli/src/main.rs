@@ -2,6 +2,7 @@
 //! subcommands. This crate only parses command lines and wires crates together; it owns no
 //! protocol, storage or broker logic.
 
+mod dev_cluster;
 mod tools;
 
 use std::path::PathBuf;
@@ -33,6 +34,8 @@ enum Command {
         #[arg(long = "override", value_name = "KEY=VALUE")]
         overrides: Vec<String>,
     },
+    #[command(about = dev_cluster::ABOUT, long_about = dev_cluster::LONG_ABOUT)]
+    DevCluster(dev_cluster::Args),
 }
 
 fn tools_help() -> String {
@@ -61,12 +64,24 @@ fn main() -> anyhow::Result<()> {
             }
             std::process::exit(tool(args));
         }
-        let builtin = ["broker", "help", "--help", "-h", "--version", "-V"];
+        if first == "dev-cluster" {
+            // Its own parser, for one-line errors with a did-you-mean.
+            std::process::exit(dev_cluster::main(args.split_off(1)));
+        }
+        let builtin = [
+            "broker",
+            "dev-cluster",
+            "help",
+            "--help",
+            "-h",
+            "--version",
+            "-V",
+        ];
         if !builtin.contains(&first.as_str()) {
             let names: Vec<String> = tools::TOOLS
                 .iter()
                 .map(|(n, _, _)| n.to_string())
-                .chain(std::iter::once("broker".to_string()))
+                .chain(["broker".to_string(), "dev-cluster".to_string()])
                 .collect();
             let base = first.strip_suffix(".sh").unwrap_or(&first);
             let base = match base.starts_with("kafka-")
@@ -90,6 +105,7 @@ fn main() -> anyhow::Result<()> {
             properties,
             overrides,
         } => run_broker(properties, overrides),
+        Command::DevCluster(args) => std::process::exit(dev_cluster::run(args)),
     }
 }
 
