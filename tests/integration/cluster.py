@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from confluent_kafka import TopicCollection
 from confluent_kafka.admin import AdminClient
 
 from conftest import BROOK_BIN, LISTENING, wait_for
@@ -259,8 +258,11 @@ class Cluster:
         def ok():
             return all(self.brokers(via=nd) == want for nd in self.live())
 
-        wait_for(ok, timeout=timeout, interval=0.2,
-                 what=f"every live node to list brokers {want} (last seen: {self._brokers_seen()})")
+        try:
+            wait_for(ok, timeout=timeout, interval=0.2,
+                     what=f"every live node to list brokers {want}")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last seen: {self._brokers_seen()}") from None
 
     def _brokers_seen(self):
         seen = {}
@@ -278,12 +280,15 @@ class Cluster:
         return desc.controller.id if desc.controller is not None else None
 
     def describe(self, topic, via=None):
-        """{partition: PartitionState} from DescribeTopics through confluent-kafka's AdminClient."""
+        """{partition: PartitionState} from a Metadata request through confluent-kafka (to any
+        live node, or to `via`). Not DescribeTopics: librdkafka sends that to the controller
+        named in Metadata, which may be the very node a test has frozen."""
         a = self.admin(via.bootstrap if via is not None else None)
-        desc = a.describe_topics(TopicCollection([topic]), request_timeout=5)[topic].result(10)
-        return {p.id: PartitionState(p.leader.id if p.leader is not None else -1,
-                                     [r.id for r in p.replicas], [r.id for r in p.isr])
-                for p in desc.partitions}
+        t = a.list_topics(topic, timeout=5).topics[topic]
+        if t.error is not None:
+            raise RuntimeError(f"Metadata for {topic}: {t.error}")
+        return {p.id: PartitionState(p.leader, list(p.replicas), list(p.isrs))
+                for p in t.partitions.values()}
 
     def wait_for_leader(self, topic, partition, exclude=(), timeout=30.0):
         """Waits until the partition has a leader that is a live node and not in `exclude`;
@@ -307,9 +312,12 @@ class Cluster:
             last["state"] = self.describe(topic)[partition]
             return last["state"] if set(last["state"].isr) == want else None
 
-        return wait_for(ok, timeout=timeout, interval=0.1,
-                        what=f"ISR of {topic}-{partition} == {sorted(want)} "
-                             f"(last seen: {last.get('state')})")
+        try:
+            return wait_for(ok, timeout=timeout, interval=0.1,
+                            what=f"ISR of {topic}-{partition} == {sorted(want)}")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last seen: {last.get('state')}; live nodes "
+                                 f"{[nd.id for nd in self.live()]}") from None
 
     def logs(self):
         return "".join(f"\n--- node {nd.id} log {nd.log_path} (last 6000 chars) ---\n{nd.log()}\n"

@@ -22,8 +22,9 @@ pub const ABOUT: &str = "Run a local cluster of N broker+controller nodes on 127
 
 pub const LONG_ABOUT: &str = "\
 Run a local cluster of N combined broker+controller nodes (process.roles=broker,controller) on
-127.0.0.1, each a 'brook broker node-<i>.properties' child process, and print its bootstrap servers
-(the last line of output: bootstrap.servers=...). Ctrl-C (or SIGTERM) stops every node and exits 0;
+127.0.0.1, each a 'brook broker node-<i>.properties' child process, wait until every node lists
+all N brokers and an active controller, and print the bootstrap servers (the last line of output:
+bootstrap.servers=...). Ctrl-C (or SIGTERM) stops every node and exits 0;
 if a node dies the command says which and exits 1.
 
 Node i (1-based) gets the client port P+2(i-1) (listener PLAINTEXT) and the controller port
@@ -484,10 +485,25 @@ pub fn run(args: Args) -> i32 {
         }
     }
 
-    // Wait until every node accepts client connections.
+    // Wait until every node accepts client connections, then until each one answers
+    // DescribeCluster with all N brokers registered and an active controller: the cluster is
+    // usable when the bootstrap line appears.
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            stop_all(&mut nodes);
+            eprintln!("brook dev-cluster: cannot start a runtime: {e}");
+            return 1;
+        }
+    };
     let deadline = Instant::now() + START_TIMEOUT;
-    let mut ready = vec![false; nodes.len()];
-    while ready.iter().any(|r| !r) {
+    let mut listening = vec![false; nodes.len()];
+    let mut registered = vec![false; nodes.len()];
+    let mut controller = -1;
+    while registered.iter().any(|r| !r) {
         if SIGNALLED.load(Ordering::SeqCst) != 0 {
             stop_all(&mut nodes);
             return 0;
@@ -495,29 +511,42 @@ pub fn run(args: Args) -> i32 {
         if let Some(code) = check_children(&mut nodes) {
             return code;
         }
-        for (i, n) in nodes.iter().enumerate() {
-            if !ready[i] {
-                let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, n.plan.client_port));
-                ready[i] = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
+        for (i, node) in nodes.iter().enumerate() {
+            let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, node.plan.client_port));
+            if !listening[i] {
+                listening[i] =
+                    TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
+            } else if !registered[i] {
+                if let Some(c) = describe_cluster(&runtime, &addr.to_string(), n) {
+                    registered[i] = true;
+                    controller = c;
+                }
             }
         }
         if Instant::now() > deadline {
             let late: Vec<String> = nodes
                 .iter()
-                .zip(&ready)
-                .filter(|(_, r)| !**r)
-                .map(|(n, _)| format!("node {} (log {})", n.plan.id, n.log.display()))
+                .enumerate()
+                .filter(|(i, _)| !registered[*i])
+                .map(|(i, n)| {
+                    let what = match listening[i] {
+                        false => "not accepting connections",
+                        true => "not listing every broker with a controller",
+                    };
+                    format!("node {} {what} (log {})", n.plan.id, n.log.display())
+                })
                 .collect();
             eprintln!(
-                "brook dev-cluster: not accepting connections after {}s: {}",
+                "brook dev-cluster: not ready after {}s: {}",
                 START_TIMEOUT.as_secs(),
-                late.join(", ")
+                late.join("; ")
             );
             stop_all(&mut nodes);
             return 1;
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(100));
     }
+    drop(runtime);
 
     let bootstrap: Vec<String> = plan
         .iter()
@@ -543,7 +572,10 @@ pub fn run(args: Args) -> i32 {
             node.log.display()
         );
     }
-    let _ = writeln!(out, "[dev-cluster] Ctrl-C stops the cluster");
+    let _ = writeln!(
+        out,
+        "[dev-cluster] active controller: node {controller}; Ctrl-C stops the cluster"
+    );
     // Tests and scripts read this line; keep it last and keep its form.
     let _ = writeln!(out, "bootstrap.servers={}", bootstrap.join(","));
     let _ = out.flush();
@@ -560,6 +592,22 @@ pub fn run(args: Args) -> i32 {
             return code;
         }
         std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The active controller's id when the node at `addr` answers DescribeCluster listing `n`
+/// brokers and a controller.
+fn describe_cluster(runtime: &tokio::runtime::Runtime, addr: &str, n: u32) -> Option<i32> {
+    let mut config = brook_client::cluster::ClientConfig::new(addr);
+    config.client_id = "brook-dev-cluster".into();
+    config.request_timeout = Duration::from_secs(2);
+    let admin = brook_client::Admin::new(config).ok()?;
+    let described = runtime.block_on(async {
+        tokio::time::timeout(Duration::from_secs(3), admin.describe_cluster()).await
+    });
+    match described {
+        Ok(Ok(d)) if d.brokers.len() == n as usize && d.controller_id >= 0 => Some(d.controller_id),
+        _ => None,
     }
 }
 
