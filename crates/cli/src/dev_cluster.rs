@@ -16,7 +16,7 @@ use brook_broker::BrokerConfig;
 /// How long a node may take from exec to accepting client connections.
 const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long the nodes get to shut down cleanly after SIGTERM before they are killed.
-const STOP_GRACE: Duration = Duration::from_secs(15);
+const STOP_GRACE: Duration = Duration::from_secs(30);
 
 pub const ABOUT: &str = "Run a local cluster of N broker+controller nodes on 127.0.0.1";
 
