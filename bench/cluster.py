@@ -254,10 +254,13 @@ def main():
     log("single broker (acks=1, RF 1)")
     single = Broker(tmp / "single", {"group.initial.rebalance.delay.ms": "0"}).start()
     try:
-        create_topic(single.bootstrap, "tp", 1)
         runs = []
         for r in range(REPS):
-            attempt(res, f"single-tp-{r}", throughput, single.bootstrap, "tp", "1")
+            # A fresh topic per run, and the previous run's dirty pages written back first, so
+            # that no run pays for another's writeback (as bench/run.sh does).
+            create_topic(single.bootstrap, f"tp{r}", 1)
+            os.sync()
+            attempt(res, f"single-tp-{r}", throughput, single.bootstrap, f"tp{r}", "1")
             runs.append(res[f"single-tp-{r}"])
             log(f"  single acks=1 run {r}: {runs[-1]}")
         res["single_tp"] = runs
@@ -271,13 +274,16 @@ def main():
     cluster = None
     try:
         cluster = Cluster(3, tmp / "cluster", min_insync_replicas=2)
-        create_topic(cluster.bootstrap, "tp", 3)
         runs_all, runs_one = [], []
         for r in range(REPS):
-            attempt(res, f"c-all-{r}", throughput, cluster.bootstrap, "tp", "all")
+            create_topic(cluster.bootstrap, f"tpa{r}", 3)
+            os.sync()
+            attempt(res, f"c-all-{r}", throughput, cluster.bootstrap, f"tpa{r}", "all")
             runs_all.append(res[f"c-all-{r}"])
             log(f"  cluster acks=all run {r}: {runs_all[-1]}")
-            attempt(res, f"c-one-{r}", throughput, cluster.bootstrap, "tp", "1")
+            create_topic(cluster.bootstrap, f"tp1{r}", 3)
+            os.sync()
+            attempt(res, f"c-one-{r}", throughput, cluster.bootstrap, f"tp1{r}", "1")
             runs_one.append(res[f"c-one-{r}"])
             log(f"  cluster acks=1 run {r}: {runs_one[-1]}")
         res["cluster_tp_all"], res["cluster_tp_one"] = runs_all, runs_one
@@ -314,6 +320,10 @@ def render(res, load_begin, seconds):
         return (median([r[0] for r in runs]) if runs else None,
                 median([r[1] for r in runs]) if runs else None, len(runs))
 
+    def spread(key):
+        runs = [r[1] for r in res.get(key, []) if r is not None]
+        return f" ({min(runs):.0f}–{max(runs):.0f})" if len(runs) > 1 else ""
+
     s_rec, s_mb, s_n = tp("single_tp")
     a_rec, a_mb, a_n = tp("cluster_tp_all")
     o_rec, o_mb, o_n = tp("cluster_tp_one")
@@ -334,7 +344,8 @@ def render(res, load_begin, seconds):
         f"confluent-kafka {confluent_kafka.version()} / librdkafka "
         f"{confluent_kafka.libversion()[0]}; throughput load generator: "
         f"{'rdkafka_performance' if PERF.exists() else 'confluent-kafka'}; load average at start {' '.join(load_begin)}, "
-        f"{seconds:.0f} s. All processes on this machine over loopback; three combined "
+        f"{seconds:.0f} s (load average at the end {' '.join(open('/proc/loadavg').read().split()[:3])}). "
+        "All processes on this machine over loopback; three combined "
         "broker+controller nodes with broker.session.timeout.ms=3000 and "
         "broker.heartbeat.interval.ms=500 (`brook dev-cluster`'s settings); medians of "
         f"{REPS} runs.",
@@ -343,7 +354,8 @@ def render(res, load_begin, seconds):
         "|---|---|---|---|---|",
         f"| produce, 1 KiB records, 1 partition (records/s) | {fmt(s_rec, ',.0f')} | "
         f"{fmt(a_rec, ',.0f')} | {fmt(ratio(a_rec), '.2f')} | ≥ 0.5 |",
-        f"| produce (MB/s) | {fmt(s_mb, '.1f')} | {fmt(a_mb, '.1f')} | "
+        f"| produce (MB/s, median (min–max)) | {fmt(s_mb, '.1f')}{spread('single_tp')} | "
+        f"{fmt(a_mb, '.1f')}{spread('cluster_tp_all')} | "
         f"{fmt(ratio(a_rec), '.2f')} | |",
         f"| end-to-end latency p50 at 10 MB/s (ms) | {fmt(sl and sl['p50'], '.1f')} | "
         f"{fmt(cl and cl['p50'], '.1f')} | | |",
