@@ -337,6 +337,18 @@ pub fn main(args: Vec<String>) -> i32 {
 }
 
 /// Runs the cluster until a signal (exit 0) or a node's death (exit 1).
+/// Whether the node on `port` reports an active controller and `count` live brokers.
+async fn sees_whole_cluster(port: u16, count: usize) -> bool {
+    let config = brook_client::cluster::ClientConfig::new(&format!("127.0.0.1:{port}"));
+    let Ok(admin) = brook_client::Admin::new(config) else {
+        return false;
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), admin.describe_cluster()).await,
+        Ok(Ok(c)) if c.controller_id >= 0 && c.brokers.len() == count
+    )
+}
+
 pub fn run(args: Args) -> i32 {
     if args.brokers < 1 {
         fail(format!(
@@ -484,9 +496,21 @@ pub fn run(args: Args) -> i32 {
         }
     }
 
-    // Wait until every node accepts client connections.
+    // Wait until every node accepts client connections and sees all the others registered and
+    // unfenced with an active controller: then the cluster can take replicated topics at once.
     let deadline = Instant::now() + START_TIMEOUT;
     let mut ready = vec![false; nodes.len()];
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            stop_all(&mut nodes);
+            eprintln!("brook dev-cluster: cannot start a runtime: {e}");
+            return 1;
+        }
+    };
     while ready.iter().any(|r| !r) {
         if SIGNALLED.load(Ordering::SeqCst) != 0 {
             stop_all(&mut nodes);
@@ -498,7 +522,8 @@ pub fn run(args: Args) -> i32 {
         for (i, n) in nodes.iter().enumerate() {
             if !ready[i] {
                 let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, n.plan.client_port));
-                ready[i] = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok();
+                ready[i] = TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok()
+                    && runtime.block_on(sees_whole_cluster(n.plan.client_port, nodes.len()));
             }
         }
         if Instant::now() > deadline {
