@@ -657,6 +657,13 @@ impl BrokerConfig {
                 "a node without both roles needs controller.quorum.voters",
             ));
         }
+        if !voters.is_empty() && !(process_roles.broker && process_roles.controller) {
+            return Err(invalid(
+                "process.roles",
+                "Brook's cluster nodes are combined brokers and controllers for now \
+                 (process.roles=broker,controller); dedicated roles are not supported yet",
+            ));
+        }
         let controller_listener = if voters.is_empty() || !process_roles.controller {
             None
         } else {
@@ -922,7 +929,8 @@ mod tests {
         assert!(e.to_string().contains("id@host:port"), "{e}");
         let mut broker_only = base.to_vec();
         broker_only.push(("process.roles", "broker"));
-        assert!(!load(&broker_only).unwrap().cluster.process_roles.controller);
+        let e = load(&broker_only).unwrap_err();
+        assert!(e.to_string().contains("not supported yet"), "{e}");
         let e = load(&[("process.roles", "controller")]).unwrap_err();
         assert!(e.to_string().contains("controller.quorum.voters"), "{e}");
         let e = load(&[

@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use brook_coordinator::offsets::CommitError;
 use brook_coordinator::{Committed, GroupError, GroupState, JoinRequest, SyncRequest};
@@ -263,7 +264,7 @@ pub fn leave_group(broker: &Arc<Broker>, r: LeaveGroupRequest, version: i16) -> 
     }
 }
 
-pub fn offset_commit(broker: &Arc<Broker>, r: OffsetCommitRequest) -> OffsetCommitResponse {
+pub async fn offset_commit(broker: &Arc<Broker>, r: OffsetCommitRequest) -> OffsetCommitResponse {
     let image = broker.image();
     let now = now_ms();
     // Partitions of unknown topics are answered individually; the rest are committed together.
@@ -308,6 +309,25 @@ pub fn offset_commit(broker: &Arc<Broker>, r: OffsetCommitRequest) -> OffsetComm
                 wanted.clone(),
             )
         });
+    // Answer once the ISR has the commit (acks=all, as Kafka's coordinator writes), so that a
+    // failover of the coordinator keeps it.
+    let result = match result {
+        Ok((results, Some(written))) => {
+            let deadline = tokio::time::Instant::now()
+                + Duration::from_millis(crate::groups::OFFSETS_COMMIT_TIMEOUT_MS);
+            if written
+                .partition
+                .wait_high_watermark(written.end, deadline)
+                .await
+            {
+                Ok(results)
+            } else {
+                Err(GroupError::CoordinatorNotAvailable)
+            }
+        }
+        Ok((results, None)) => Ok(results),
+        Err(e) => Err(e),
+    };
     let mut by_topic: BTreeMap<String, Vec<OffsetCommitResponsePartition>> = BTreeMap::new();
     match result {
         Ok(results) => {

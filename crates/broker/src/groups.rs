@@ -60,6 +60,9 @@ struct Coordinator {
 type JoinWaiter = oneshot::Sender<JoinResponse>;
 type SyncWaiter = oneshot::Sender<SyncResponse>;
 
+/// How long an OffsetCommit waits for the ISR (Kafka's `offsets.commit.timeout.ms` default).
+pub const OFFSETS_COMMIT_TIMEOUT_MS: u64 = 5_000;
+
 /// The group coordinator service of this broker.
 pub struct GroupService {
     pub settings: CoordinatorSettings,
@@ -233,9 +236,9 @@ impl GroupService {
         c: &mut Coordinator,
         group: &str,
         records: &[OffsetsRecord],
-    ) -> Result<(), ServiceError> {
+    ) -> Result<Option<Written>, ServiceError> {
         if records.is_empty() {
-            return Ok(());
+            return Ok(None);
         }
         let p = brook_coordinator::records::partition_for(group, self.settings.offsets_partitions);
         let partition = broker
@@ -251,13 +254,20 @@ impl GroupService {
             })
             .collect();
         let mut batch = build_batch(0, now, &simple);
-        {
+        // A follower's log takes only what its leader sends: writing here would diverge it.
+        if !partition.is_leader() {
+            return Err(ServiceError::Storage(format!(
+                "this broker no longer leads partition {p}"
+            )));
+        }
+        let end = {
             let mut log = partition.log();
             log.append_as_leader(&mut batch, partition.leader_epoch(), now)
                 .map_err(|e| ServiceError::Storage(e.to_string()))?;
             // Committed per the partition's ISR (at once on a single node).
             partition.on_leader_append(log.log_end_offset());
-        }
+            log.log_end_offset()
+        };
         let Coordinator {
             groups, offsets, ..
         } = c;
@@ -266,7 +276,7 @@ impl GroupService {
                 tracing::error!(error = %e, "a record Brook wrote does not replay");
             }
         }
-        Ok(())
+        Ok(Some(Written { partition, end }))
     }
 
     /// Answers waiting requests and persists new generations.
@@ -474,7 +484,7 @@ impl GroupService {
         member_id: &str,
         instance: Option<&str>,
         offsets: Vec<(String, i32, Committed)>,
-    ) -> Result<Vec<Result<(), CommitError>>, GroupError> {
+    ) -> Result<CommitOutcome, GroupError> {
         if !self.owns(group_id) {
             return Err(GroupError::NotCoordinator);
         }
@@ -500,11 +510,13 @@ impl GroupService {
                 Err(e) => results[i] = Err(e),
             }
         }
-        if let Err(e) = self.persist(broker, &mut c, group_id, &records) {
-            tracing::warn!(group = group_id, error = %e, "offset commit failed");
-            return Err(GroupError::CoordinatorNotAvailable);
+        match self.persist(broker, &mut c, group_id, &records) {
+            Ok(written) => Ok((results, written)),
+            Err(e) => {
+                tracing::warn!(group = group_id, error = %e, "offset commit failed");
+                Err(GroupError::CoordinatorNotAvailable)
+            }
         }
-        Ok(results)
     }
 
     /// Committed offsets of a group: all of them, or those asked for.
@@ -577,8 +589,21 @@ impl GroupService {
             })
             .collect();
         self.persist(broker, &mut c, group_id, &records)
+            .map(|_| ())
             .map_err(|_| GroupError::CoordinatorNotAvailable)
     }
+}
+
+/// One result per committed partition (in request order), and where the commit was written.
+pub type CommitOutcome = (Vec<Result<(), CommitError>>, Option<Written>);
+
+/// Where a coordinator write landed: its `__consumer_offsets` partition and the log end offset
+/// after it. An OffsetCommit is answered once the partition's high watermark reaches `end`
+/// (Kafka appends offsets with acks=all), so a coordinator failover keeps every acknowledged
+/// commit.
+pub struct Written {
+    pub partition: Arc<crate::state::Partition>,
+    pub end: i64,
 }
 
 /// Starts the coordinator's timer task.

@@ -150,7 +150,9 @@ pub async fn handle(broker: &Arc<Broker>, req: Request, peer: std::net::SocketAd
         RequestKind::SyncGroup(r) => ResponseKind::SyncGroup(g::sync_group(broker, r).await),
         RequestKind::Heartbeat(r) => ResponseKind::Heartbeat(g::heartbeat(broker, r)),
         RequestKind::LeaveGroup(r) => ResponseKind::LeaveGroup(g::leave_group(broker, r, v)),
-        RequestKind::OffsetCommit(r) => ResponseKind::OffsetCommit(g::offset_commit(broker, r)),
+        RequestKind::OffsetCommit(r) => {
+            ResponseKind::OffsetCommit(g::offset_commit(broker, r).await)
+        }
         RequestKind::OffsetFetch(r) => ResponseKind::OffsetFetch(g::offset_fetch(broker, r, v)),
         RequestKind::DescribeGroups(r) => {
             ResponseKind::DescribeGroups(g::describe_groups(broker, r, v))

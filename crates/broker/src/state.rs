@@ -111,6 +111,26 @@ impl Partition {
     pub fn generation(&self) -> u64 {
         self.generation.load(Ordering::Acquire)
     }
+    /// Waits until the high watermark reaches `offset` while this broker leads the partition;
+    /// false when leadership is lost or `deadline` passes first.
+    pub async fn wait_high_watermark(&self, offset: i64, deadline: tokio::time::Instant) -> bool {
+        loop {
+            let changed = self.state_changed.notified();
+            tokio::pin!(changed);
+            changed.as_mut().enable();
+            if self.high_watermark() >= offset {
+                return true;
+            }
+            if !self.is_leader() {
+                return false;
+            }
+            tokio::select! {
+                _ = &mut changed => {}
+                _ = tokio::time::sleep_until(deadline) => return self.high_watermark() >= offset,
+            }
+        }
+    }
+
     /// Stores a new high watermark (it only moves forward on a leader) and wakes its waiters.
     pub(crate) fn publish_high_watermark(&self, hw: i64) {
         self.set_high_watermark(hw);
