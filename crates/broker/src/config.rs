@@ -657,7 +657,8 @@ impl BrokerConfig {
                 "a node without both roles needs controller.quorum.voters",
             ));
         }
-        if !voters.is_empty() && !(process_roles.broker && process_roles.controller) {
+        let combined = process_roles.broker && process_roles.controller;
+        if !voters.is_empty() && !combined {
             return Err(invalid(
                 "process.roles",
                 "Brook's cluster nodes are combined brokers and controllers for now \
