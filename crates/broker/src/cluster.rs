@@ -154,7 +154,15 @@ impl ControllerService {
         }
         if !self.was_leader.swap(true, Ordering::AcqRel) {
             let now = now_ms();
-            lock(&self.heartbeats).reset_all(now as u64, &self.quorum.image());
+            // Kafka gives every broker a whole new session here. A live broker heartbeats every
+            // broker.heartbeat.interval.ms and follows the quorum's leader at once (it is a voter
+            // too), so three intervals (at most the session timeout) are enough to hear from it;
+            // this keeps a dead node that was also the controller from holding its partitions for
+            // an election plus a full session.
+            let session = self.settings.broker_session_timeout_ms;
+            let grace = (3 * self.settings.broker_heartbeat_interval_ms).min(session);
+            let start = (now as u64).saturating_sub(session - grace);
+            lock(&self.heartbeats).reset_all(start, &self.quorum.image());
             self.last_rebalance_ms.store(now, Ordering::Release);
             tracing::info!("this node is now the active controller");
         }
@@ -399,9 +407,12 @@ pub async fn controlled_shutdown(broker: &Broker, quorum: &Quorum) {
         broker_epoch: me.epoch,
         want_shutdown: true,
     };
-    match call_controller(quorum, &req, Duration::from_secs(5)).await {
-        Ok(_) => tracing::info!("controlled shutdown: leadership moved away"),
-        Err(e) => tracing::warn!(error = %e, "controlled shutdown failed; stopping anyway"),
+    // Bounded: when the whole cluster stops together there may be no controller left to ask.
+    let deadline = Duration::from_secs(3);
+    match tokio::time::timeout(deadline, call_controller(quorum, &req, deadline)).await {
+        Ok(Ok(_)) => tracing::info!("controlled shutdown: leadership moved away"),
+        Ok(Err(e)) => tracing::warn!(error = %e, "controlled shutdown failed; stopping anyway"),
+        Err(_) => tracing::warn!("controlled shutdown: no controller answered; stopping anyway"),
     }
 }
 

@@ -87,6 +87,9 @@ fn is_internal(topic: &str) -> bool {
 /// What the server does after a request.
 pub enum Reply {
     Send(Box<ResponseKind>),
+    /// The request took effect; its answer comes when this completes (a Produce waiting for
+    /// the ISR). The connection goes on reading meanwhile and answers strictly in order.
+    Later(std::pin::Pin<Box<dyn std::future::Future<Output = ResponseKind> + Send>>),
     /// Nothing is sent (Produce with acks=0).
     Nothing,
     /// The connection is closed.
@@ -107,8 +110,10 @@ pub async fn handle(broker: &Arc<Broker>, req: Request, peer: std::net::SocketAd
         RequestKind::ApiVersions(_) => ResponseKind::ApiVersions(api_versions(None)),
         RequestKind::Metadata(r) => ResponseKind::Metadata(metadata(broker, r, v)),
         RequestKind::Produce(r) => {
-            return match produce(broker, r, v).await {
-                Some(resp) => Reply::Send(Box::new(ResponseKind::Produce(resp))),
+            return match produce(broker, r, v) {
+                Some(done) => {
+                    Reply::Later(Box::pin(async move { ResponseKind::Produce(done.await) }))
+                }
                 None => Reply::Nothing,
             }
         }
@@ -399,7 +404,14 @@ fn min_insync_replicas(broker: &Broker, image: &MetadataImage, topic: &str) -> u
         .max(1)
 }
 
-async fn produce(broker: &Arc<Broker>, r: ProduceRequest, version: i16) -> Option<ProduceResponse> {
+/// The answer to a Produce once its records are committed (acks=all) or at once.
+type ProduceCompletion =
+    std::pin::Pin<Box<dyn std::future::Future<Output = ProduceResponse> + Send>>;
+
+/// Appends a Produce request's batches now and returns the wait for its answer (`None` for
+/// acks=0). The appends happen in request order as the connection reads them; only the wait for
+/// the ISR is deferred, so the next request on the connection can be appended meanwhile.
+fn produce(broker: &Arc<Broker>, r: ProduceRequest, version: i16) -> Option<ProduceCompletion> {
     let acks = r.acks;
     let image = broker.image();
     let now = now_ms();
@@ -513,6 +525,16 @@ async fn produce(broker: &Arc<Broker>, r: ProduceRequest, version: i16) -> Optio
     }
     // acks=-1: wait until the ISR has the records, at most the request's timeout.
     let deadline = tokio::time::Instant::now() + Duration::from_millis(r.timeout_ms.max(0) as u64);
+    Some(Box::pin(async move {
+        await_produce(responses, waiters, deadline).await
+    }))
+}
+
+async fn await_produce(
+    mut responses: Vec<TopicProduceResponse>,
+    waiters: Vec<ProduceWaiter>,
+    deadline: tokio::time::Instant,
+) -> ProduceResponse {
     for w in waiters {
         let status = loop {
             let changed = w.partition.state_changed.notified();
@@ -534,7 +556,7 @@ async fn produce(broker: &Arc<Broker>, r: ProduceRequest, version: i16) -> Optio
             out.error_code = code(e);
         }
     }
-    Some(ProduceResponse::default().with_responses(responses))
+    ProduceResponse::default().with_responses(responses)
 }
 
 /// Kafka's rules for the records of a Produce request (v3+): exactly one batch, magic 2, and

@@ -7,6 +7,7 @@
 
 use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,10 +15,10 @@ use brook_protocol::frame::{take_frame, FrameError};
 use brook_protocol::kafka::messages::{ApiKey, ResponseKind};
 use brook_protocol::request::{decode_request, encode_response, DecodeError};
 use brook_protocol::ResponseError;
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{mpsc, watch, Semaphore};
 
 use crate::config::{BrokerConfig, Listener};
 use crate::handlers;
@@ -318,11 +319,50 @@ enum ConnError {
     Encode(String),
 }
 
+/// How many answered-later requests (acks=all produces) a connection may have waiting at once;
+/// beyond that the connection stops reading until the oldest is answered. librdkafka and the
+/// Java producer send at most 5 at a time.
+const MAX_PENDING_RESPONSES: usize = 16;
+
+/// A response on its way out: encoded now, or once its request completes.
+type PendingResponse = Pin<Box<dyn Future<Output = Result<Bytes, ConnError>> + Send>>;
+
+/// Serves one connection: a reader that takes whole frames, runs each request in order and queues
+/// its answer, and a writer that sends the answers strictly in request order. A Produce waiting
+/// for its ISR (acks=all) does not stop the reader from appending the next request on the same
+/// connection; only the answers wait, in order, as Kafka guarantees.
 async fn serve_connection(
     broker: &Arc<Broker>,
-    mut socket: TcpStream,
+    socket: TcpStream,
+    peer: SocketAddr,
+    stop: watch::Receiver<bool>,
+) -> Result<(), ConnError> {
+    let (read_half, mut write_half) = socket.into_split();
+    let (tx, mut rx) = mpsc::channel::<PendingResponse>(MAX_PENDING_RESPONSES);
+    let reader = read_requests(broker, read_half, peer, stop, tx);
+    let writer = async move {
+        while let Some(pending) = rx.recv().await {
+            let bytes = pending.await?;
+            write_half.write_all(&bytes).await?;
+        }
+        Ok::<(), ConnError>(())
+    };
+    // The writer ends when the reader is done and every queued answer is sent, or at the first
+    // write error (then the reader's next send fails and it ends too).
+    let (read, written) = tokio::join!(reader, writer);
+    read.and(written)
+}
+
+fn ready(bytes: Bytes) -> PendingResponse {
+    Box::pin(std::future::ready(Ok(bytes)))
+}
+
+async fn read_requests(
+    broker: &Arc<Broker>,
+    mut socket: tokio::net::tcp::OwnedReadHalf,
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
+    tx: mpsc::Sender<PendingResponse>,
 ) -> Result<(), ConnError> {
     let max = broker.config.socket_request_max_bytes;
     let mut buf = BytesMut::with_capacity(64 * 1024);
@@ -354,7 +394,9 @@ async fn serve_connection(
                 )));
                 let bytes = encode_response(ApiKey::ApiVersions, 0, correlation_id, &body)
                     .map_err(|e| ConnError::Encode(e.to_string()))?;
-                socket.write_all(&bytes).await?;
+                if tx.send(ready(bytes)).await.is_err() {
+                    return Ok(());
+                }
                 continue;
             }
             Err(e) => {
@@ -365,13 +407,19 @@ async fn serve_connection(
         let api_key = request.api_key;
         let version = request.version();
         let correlation_id = request.correlation_id();
-        let response = match handlers::handle(broker, request, peer).await {
-            handlers::Reply::Send(r) => *r,
+        let encode = move |response: &ResponseKind| {
+            encode_response(api_key, version, correlation_id, response)
+                .map_err(|e| ConnError::Encode(format!("{api_key:?} v{version}: {e}")))
+        };
+        let pending: PendingResponse = match handlers::handle(broker, request, peer).await {
+            handlers::Reply::Send(r) => ready(encode(&r)?),
+            handlers::Reply::Later(done) => Box::pin(async move { encode(&done.await) }),
             handlers::Reply::Nothing => continue,
             handlers::Reply::Close => return Ok(()),
         };
-        let bytes = encode_response(api_key, version, correlation_id, &response)
-            .map_err(|e| ConnError::Encode(format!("{api_key:?} v{version}: {e}")))?;
-        socket.write_all(&bytes).await?;
+        if tx.send(pending).await.is_err() {
+            // The writer stopped (the client went away).
+            return Ok(());
+        }
     }
 }
