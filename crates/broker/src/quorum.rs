@@ -570,8 +570,12 @@ impl Quorum {
         }
         let config = openraft::Config {
             cluster_name: "brook-metadata".into(),
-            election_timeout_min: settings.election_timeout_ms,
-            election_timeout_max: settings.election_timeout_ms.saturating_mul(2),
+            // openraft's voters refuse to vote for `election_timeout_max` after hearing from a
+            // leader (its leader lease), so a candidate whose timer fires earlier loses a round.
+            // The configured timeout is therefore the maximum: a new controller is elected
+            // between one and two election timeouts after the old one went silent.
+            election_timeout_min: (settings.election_timeout_ms / 2).max(1),
+            election_timeout_max: settings.election_timeout_ms.max(2),
             heartbeat_interval: settings.heartbeat_interval_ms,
             install_snapshot_timeout: settings.election_timeout_ms.max(1000),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY),
