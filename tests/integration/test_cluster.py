@@ -561,3 +561,46 @@ def _random_faults(cluster_factory, rng, rounds, history):
     assert not hwc.violations, hwc.violations[:5]
     assert hwc.batches > 0, "the high-watermark checker never received a batch"
     cluster.check_alive()
+
+
+# --- Brook's own client through a failover ------------------------------------------------------
+
+def test_rust_client_producer_survives_a_leader_kill9(cluster_factory, tmp_path):
+    """kafka-verifiable-producer is Brook's Rust producer (idempotent by default, as Kafka's):
+    across a kill -9 of the partition leader, every record it reports acknowledged is in the log
+    at the offset it reported, once, and confluent-kafka reads them back."""
+    import json
+    import subprocess
+    from conftest import BIN_DIR, BROOK_BIN
+    cluster = cluster_factory(3, min_insync_replicas=2)
+    topic = unique("rustfail")
+    create(cluster, topic, partitions=1, rf=3)
+    env = dict(os.environ, BROOK_BIN=BROOK_BIN)
+    proc = subprocess.Popen(
+        [str(BIN_DIR / "kafka-verifiable-producer.sh"), "--bootstrap-server", cluster.bootstrap,
+         "--topic", topic, "--max-messages", "4000", "--throughput", "500", "--acks", "-1"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+        stdin=subprocess.DEVNULL)
+    events = []
+    reader = threading.Thread(target=lambda: events.extend(
+        json.loads(line) for line in proc.stdout if line.strip()), daemon=True)
+    reader.start()
+    try:
+        wait_for(lambda: sum(e["name"] == "producer_send_success" for e in list(events)) > 500,
+                 timeout=30, what="500 acknowledged sends before the kill")
+        victim = cluster.describe(topic)[0].leader
+        cluster.node(victim).kill9()
+        cluster.wait_for_leader(topic, 0, exclude={victim}, timeout=20)
+        assert proc.wait(90) == 0, proc.stderr.read()
+        reader.join(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    acked = {int(e["value"]): (e["partition"], e["offset"])
+             for e in events if e["name"] == "producer_send_success"}
+    errors = [e for e in events if e["name"] == "producer_send_error"]
+    assert len(acked) + len(errors) == 4000, (len(acked), errors[:3])
+    assert len(acked) > 3000, f"only {len(acked)} of 4000 acknowledged; errors: {errors[:3]}"
+    log, hw = read_all(cluster.live_bootstrap, topic, 1)
+    check_log(log, hw, acked, what=f"Rust producer, after killing leader {victim}: ")
+    cluster.check_alive()
