@@ -565,7 +565,7 @@ def _random_faults(cluster_factory, rng, rounds, history):
 
 # --- Brook's own client through a failover ------------------------------------------------------
 
-def test_rust_client_producer_survives_a_leader_kill9(cluster_factory, tmp_path):
+def test_rust_client_producer_and_consumer_through_a_leader_kill9(cluster_factory, tmp_path):
     """kafka-verifiable-producer is Brook's Rust producer (idempotent by default, as Kafka's):
     across a kill -9 of the partition leader, every record it reports acknowledged is in the log
     at the offset it reported, once, and confluent-kafka reads them back."""
@@ -603,4 +603,10 @@ def test_rust_client_producer_survives_a_leader_kill9(cluster_factory, tmp_path)
     assert len(acked) > 3000, f"only {len(acked)} of 4000 acknowledged; errors: {errors[:3]}"
     log, hw = read_all(cluster.live_bootstrap, topic, 1)
     check_log(log, hw, acked, what=f"Rust producer, after killing leader {victim}: ")
+    # Brook's consumer (the console consumer, in a group) reads the same log from the new leader.
+    r = kafka_tool("console-consumer", "--bootstrap-server", cluster.live_bootstrap,
+                   "--topic", topic, "--from-beginning", "--group", unique("rustread"),
+                   "--max-messages", str(hw[0]), timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == [v for _, v in log[0]]
     cluster.check_alive()
