@@ -273,11 +273,18 @@ class Cluster:
                 seen[nd.id] = repr(e)
         return seen
 
-    def controller_id(self, via=None):
-        """The active controller's id as DescribeCluster reports it (-1/None when unknown)."""
-        a = self.admin(via.bootstrap if via is not None else None)
-        desc = a.describe_cluster(request_timeout=5).result(10)
-        return desc.controller.id if desc.controller is not None else None
+    def controller_id(self, via=None, attempts=3):
+        """The active controller's id as DescribeCluster reports it; None when no answer came
+        (librdkafka sends DescribeCluster to the controller Metadata names, which may be in the
+        middle of an election or just thawed from SIGSTOP: ask a few times)."""
+        for _ in range(attempts):
+            a = self.admin(via.bootstrap if via is not None else None)
+            try:
+                desc = a.describe_cluster(request_timeout=5).result(10)
+            except Exception:  # noqa: BLE001 - retried, then reported as unknown
+                continue
+            return desc.controller.id if desc.controller is not None else None
+        return None
 
     def describe(self, topic, via=None):
         """{partition: PartitionState} from a Metadata request through confluent-kafka (to any

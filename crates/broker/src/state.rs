@@ -320,12 +320,13 @@ impl Broker {
         }
     }
 
-    /// The active controller's node id, as Metadata and DescribeCluster report it (this node
-    /// on a single node; -1 while a cluster has none).
+    /// The active controller's node id, as Metadata and DescribeCluster report it. While the
+    /// quorum has no leader (an election), this node: clients send it their admin requests and
+    /// it forwards them once a controller exists, as KRaft brokers do for every request.
     pub fn controller_id(&self) -> i32 {
         match &self.quorum {
             None => self.config.node_id,
-            Some(q) => q.leader_id().unwrap_or(-1),
+            Some(q) => q.leader_id().unwrap_or(self.config.node_id),
         }
     }
 
