@@ -127,3 +127,13 @@ impl PeerClient {
         Ok(body)
     }
 }
+
+/// `host:port` for connecting, with an IPv6 literal in brackets (as configuration and metadata
+/// give hosts without them).
+pub(crate) fn socket_addr(host: &str, port: i32) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}

@@ -526,14 +526,6 @@ pub struct Quorum {
     inner: Arc<Inner>,
 }
 
-fn voter_addr(host: &str, port: u16) -> String {
-    if host.contains(':') && !host.starts_with('[') {
-        format!("[{host}]:{port}")
-    } else {
-        format!("{host}:{port}")
-    }
-}
-
 fn stopped(e: impl std::fmt::Display) -> QuorumError {
     QuorumError::Stopped(e.to_string())
 }
@@ -558,7 +550,10 @@ impl Quorum {
             if *id < 0 {
                 return Err(QuorumError::Config(format!("voter id {id} is negative")));
             }
-            if addrs.insert(*id, voter_addr(host, *port)).is_some() {
+            if addrs
+                .insert(*id, crate::peer::socket_addr(host, *port as i32))
+                .is_some()
+            {
                 return Err(QuorumError::Config(format!("voter {id} is listed twice")));
             }
         }

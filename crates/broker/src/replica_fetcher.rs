@@ -230,11 +230,7 @@ async fn round(
                 "not registered in the metadata image".into(),
             )
         })?;
-        let addr = if b.host.contains(':') {
-            format!("[{}]:{}", b.host, b.port)
-        } else {
-            format!("{}:{}", b.host, b.port)
-        };
+        let addr = crate::peer::socket_addr(&b.host, b.port);
         let timeout = Duration::from_millis(broker.config.cluster.replica_socket_timeout_ms);
         let client_id = format!("broker-{}-fetcher-0", broker.config.node_id);
         *conn = Some(PeerClient::connect(&addr, &client_id, timeout).await?);
