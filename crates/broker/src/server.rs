@@ -13,9 +13,10 @@ use std::time::Duration;
 
 use brook_protocol::frame::{take_frame, FrameError};
 use brook_protocol::kafka::messages::{ApiKey, ResponseKind};
+use brook_protocol::outgoing::{encode_response_frame, OutgoingFrame};
 use brook_protocol::request::{decode_request, encode_response, DecodeError};
 use brook_protocol::ResponseError;
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
@@ -325,7 +326,7 @@ enum ConnError {
 const MAX_PENDING_RESPONSES: usize = 16;
 
 /// A response on its way out: encoded now, or once its request completes.
-type PendingResponse = Pin<Box<dyn Future<Output = Result<Bytes, ConnError>> + Send>>;
+type PendingResponse = Pin<Box<dyn Future<Output = Result<OutgoingFrame, ConnError>> + Send>>;
 
 /// Serves one connection: a reader that takes whole frames, runs each request in order and queues
 /// its answer, and a writer that sends the answers strictly in request order. A Produce waiting
@@ -342,8 +343,9 @@ async fn serve_connection(
     let reader = read_requests(broker, read_half, peer, stop, tx);
     let writer = async move {
         while let Some(pending) = rx.recv().await {
-            let bytes = pending.await?;
-            write_half.write_all(&bytes).await?;
+            let mut frame = pending.await?;
+            // Vectored writes: a Fetch response's record sets go out from the log's buffers.
+            write_half.write_all_buf(&mut frame).await?;
         }
         Ok::<(), ConnError>(())
     };
@@ -353,8 +355,8 @@ async fn serve_connection(
     read.and(written)
 }
 
-fn ready(bytes: Bytes) -> PendingResponse {
-    Box::pin(std::future::ready(Ok(bytes)))
+fn ready(frame: OutgoingFrame) -> PendingResponse {
+    Box::pin(std::future::ready(Ok(frame)))
 }
 
 async fn read_requests(
@@ -394,7 +396,7 @@ async fn read_requests(
                 )));
                 let bytes = encode_response(ApiKey::ApiVersions, 0, correlation_id, &body)
                     .map_err(|e| ConnError::Encode(e.to_string()))?;
-                if tx.send(ready(bytes)).await.is_err() {
+                if tx.send(ready(bytes.into())).await.is_err() {
                     return Ok(());
                 }
                 continue;
@@ -408,7 +410,7 @@ async fn read_requests(
         let version = request.version();
         let correlation_id = request.correlation_id();
         let encode = move |response: &ResponseKind| {
-            encode_response(api_key, version, correlation_id, response)
+            encode_response_frame(api_key, version, correlation_id, response)
                 .map_err(|e| ConnError::Encode(format!("{api_key:?} v{version}: {e}")))
         };
         let pending: PendingResponse = match handlers::handle(broker, request, peer).await {

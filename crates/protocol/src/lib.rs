@@ -3,13 +3,14 @@
 //! This crate owns everything about bytes on the wire and nothing about sockets, disks or
 //! brokers: it checks that a whole size-prefixed frame has arrived ([`frame`]), decodes request
 //! envelopes and encodes responses with the generated message types of the `kafka-protocol`
-//! crate ([`request`]), states which API keys and versions Brook speaks ([`versions`]), and reads,
+//! crate ([`request`]; [`outgoing`] keeps Fetch record sets shared rather than copied), states which API keys and versions Brook speaks ([`versions`]), and reads,
 //! validates and rewrites the headers of v2 record batches without decompressing them
 //! ([`batch`]). It performs no I/O and must never depend on the storage or broker crates; a
 //! malformed input is always an error value, never a panic.
 
 pub mod batch;
 pub mod frame;
+pub mod outgoing;
 pub mod request;
 pub mod versions;
 

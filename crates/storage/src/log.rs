@@ -459,7 +459,10 @@ impl Log {
         if offset == leo || offset >= max_offset {
             return Ok(Bytes::new());
         }
-        let mut out: Vec<u8> = Vec::new();
+        // The byte ranges first, then one buffer read into directly: the records are copied once,
+        // from the page cache, and go out to the socket from this buffer.
+        let mut ranges: Vec<(&Segment, u64, usize)> = Vec::new();
+        let mut total = 0usize;
         let mut found = false;
         for seg in &self.segments[self.segment_index_for(offset)..] {
             let mut start = 0u64;
@@ -473,8 +476,8 @@ impl Log {
             let mut end = start;
             let mut full = false;
             while let Some(h) = seg.header_at(end)? {
-                let fits = out.len() + (end - start) as usize + h.size() <= max_bytes
-                    || (min_one_batch && out.is_empty() && end == start);
+                let fits = total + (end - start) as usize + h.size() <= max_bytes
+                    || (min_one_batch && total == 0 && end == start);
                 if h.last_offset() >= max_offset || !fits {
                     full = true;
                     break;
@@ -482,11 +485,18 @@ impl Log {
                 end += h.size() as u64;
             }
             if end > start {
-                out.extend_from_slice(&seg.read_bytes(start, (end - start) as usize)?);
+                ranges.push((seg, start, (end - start) as usize));
+                total += (end - start) as usize;
             }
             if full {
                 break;
             }
+        }
+        let mut out = vec![0u8; total];
+        let mut at = 0;
+        for (seg, start, len) in ranges {
+            seg.read_exact_at(&mut out[at..at + len], start)?;
+            at += len;
         }
         Ok(Bytes::from(out))
     }

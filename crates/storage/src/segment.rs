@@ -374,8 +374,13 @@ impl Segment {
 
     pub fn read_bytes(&self, pos: u64, len: usize) -> io::Result<Vec<u8>> {
         let mut buf = vec![0u8; len];
-        self.log.read_exact_at(&mut buf, pos)?;
+        self.read_exact_at(&mut buf, pos)?;
         Ok(buf)
+    }
+
+    /// Fills `buf` from position `pos` of the segment's log file.
+    pub fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
+        self.log.read_exact_at(buf, pos)
     }
 
     /// Removes every batch whose last offset is `>= offset` (a batch straddling `offset` goes
