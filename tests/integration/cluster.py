@@ -1,6 +1,7 @@
 """A real multi-node Brook cluster for the integration tests: n `brook broker <node-i.properties>`
-processes on 127.0.0.1, every one `process.roles=broker,controller` and a voter of the controller
-quorum, each with its own client and controller port and data directory.
+processes on 127.0.0.1, each with its own client and controller port and data directory. Every
+node is `process.roles=broker,controller` and a voter of the controller quorum, except the last
+`broker_only` ones: `process.roles=broker`, observers of the quorum without a controller listener.
 
     cluster = cluster_factory(3, replica_lag_time_max_ms=2000)   # or Cluster(3, tmp_path, ...)
     cluster.bootstrap                  # "127.0.0.1:B1,127.0.0.1:B2,127.0.0.1:B3"
@@ -167,28 +168,33 @@ class Node:
 
 
 class Cluster:
-    """n combined broker+controller nodes. Construction writes the properties files and starts
-    every node, then waits until all of them are registered (Metadata lists n brokers)."""
+    """n nodes: combined broker+controller ones, then `broker_only` broker-only ones.
+    Construction writes the properties files and starts every node, then waits until all of them
+    are registered (Metadata lists n brokers)."""
 
-    def __init__(self, n, tmp_path, start=True, **overrides):
-        assert n >= 1
+    def __init__(self, n, tmp_path, start=True, broker_only=0, **overrides):
+        assert n >= 1 and 0 <= broker_only < n
         self.dir = Path(tmp_path) / "cluster"
         self.dir.mkdir(parents=True, exist_ok=True)
         ports = free_ports(2 * n)
         self.nodes = [Node(self, i + 1, ports[2 * i], ports[2 * i + 1]) for i in range(n)]
-        voters = ",".join(f"{nd.id}@127.0.0.1:{nd.controller_port}" for nd in self.nodes)
+        self.voters = self.nodes[:n - broker_only]
+        voters = ",".join(f"{nd.id}@127.0.0.1:{nd.controller_port}" for nd in self.voters)
         props = dict(DEV_DEFAULTS)
         props.update({k if "." in k else k.replace("_", "."): str(v)
                       for k, v in overrides.items()})
         self.overrides = props
         for nd in self.nodes:
+            roles = ({"process.roles": "broker,controller",
+                      "listeners": f"PLAINTEXT://127.0.0.1:{nd.port},"
+                                   f"CONTROLLER://127.0.0.1:{nd.controller_port}"}
+                     if nd in self.voters else
+                     {"process.roles": "broker", "listeners": f"PLAINTEXT://127.0.0.1:{nd.port}"})
             lines = {
-                "process.roles": "broker,controller",
+                **roles,
                 "node.id": nd.id,
                 "cluster.id": "QnJvb2staXQtY2x1c3Rlcg",  # 16 bytes in Kafka's base64 form
                 "controller.quorum.voters": voters,
-                "listeners": f"PLAINTEXT://127.0.0.1:{nd.port},"
-                             f"CONTROLLER://127.0.0.1:{nd.controller_port}",
                 "advertised.listeners": f"PLAINTEXT://127.0.0.1:{nd.port}",
                 "controller.listener.names": "CONTROLLER",
                 "inter.broker.listener.name": "PLAINTEXT",
@@ -337,8 +343,9 @@ def cluster_factory(request, tmp_path):
     failed, each node's log tail is printed (pytest shows it under the failure)."""
     clusters = []
 
-    def make(n=3, **overrides):
-        c = Cluster(n, tmp_path / f"c{len(clusters)}", start=False, **overrides)
+    def make(n=3, broker_only=0, **overrides):
+        c = Cluster(n, tmp_path / f"c{len(clusters)}", start=False, broker_only=broker_only,
+                    **overrides)
         clusters.append(c)
         return c.start()
 

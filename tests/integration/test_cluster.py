@@ -5,6 +5,7 @@ test that checks Kafka's replication invariants."""
 
 import os
 import random
+import socket
 import threading
 import time
 from collections import Counter
@@ -340,6 +341,62 @@ def test_controller_kill9_elects_a_new_one_and_create_topic_works(cluster_factor
     wait_for(lambda: len({cluster.controller_id(via=nd) for nd in cluster.nodes}) == 1
              and cluster.controller_id() in (1, 2, 3),
              what="all three nodes, the old controller too, to agree on the active controller")
+    cluster.check_alive()
+
+
+# --- (c2) broker-only nodes (process.roles=broker) -----------------------------------------------
+
+def test_broker_only_node_observes_the_quorum_and_serves_partitions(cluster_factory):
+    """Three combined nodes and one broker-only node (Kafka's dedicated broker): it registers,
+    learns metadata from the quorum without a controller listener, forwards admin requests,
+    leads and follows partitions, and follows the quorum to a new active controller."""
+    cluster = cluster_factory(4, broker_only=1)
+    observer = cluster.node(4)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", observer.controller_port), timeout=1).close()
+
+    # Created through the broker-only node, which forwards to the active controller. With RF 4
+    # every node holds every partition, and the four leaderships are spread one per node.
+    topic = unique("broker-only")
+    p = kafka_tool("topics", "--create", "--bootstrap-server", observer.bootstrap,
+                   "--topic", topic, "--partitions", "4", "--replication-factor", "4", check=True)
+    assert p.stdout == f"Created topic {topic}.\n"
+    state = wait_for(lambda: (s := cluster.describe(topic, via=observer)) and len(s) == 4
+                     and all(sorted(x.isr) == [1, 2, 3, 4] for x in s.values()) and s,
+                     what=f"{topic} with a full ISR as the broker-only node sees it")
+    assert sorted(x.leader for x in state.values()) == [1, 2, 3, 4]
+    for part in range(4):
+        assert produce_one(cluster.bootstrap, topic, part) is None
+    c = Consumer({"bootstrap.servers": observer.bootstrap, "group.id": unique("g"),
+                  "enable.auto.commit": False})
+    try:
+        c.assign([TopicPartition(topic, part, 0) for part in range(4)])
+        got = set()
+        deadline = time.monotonic() + 30
+        while len(got) < 4 and time.monotonic() < deadline:
+            m = c.poll(0.5)
+            if m is not None and m.error() is None:
+                got.add(m.partition())
+        assert got == {0, 1, 2, 3}
+    finally:
+        c.close()
+
+    # The active controller dies: the broker-only node follows the quorum to the new one and
+    # still forwards topic creation.
+    old = wait_for(lambda: cluster.controller_id(via=observer) in (1, 2, 3)
+                   and cluster.controller_id(via=observer),
+                   what="an active controller named by the broker-only node")
+    cluster.node(old).kill9()
+    new = wait_for(lambda: (x := cluster.controller_id(via=observer)) in {1, 2, 3} - {old} and x,
+                   timeout=20, what=f"the broker-only node to name a controller other than {old}")
+    assert new != old
+    topic2 = unique("broker-only-after")
+    p = kafka_tool("topics", "--create", "--bootstrap-server", observer.bootstrap,
+                   "--topic", topic2, "--partitions", "2", "--replication-factor", "3", check=True)
+    assert p.stdout == f"Created topic {topic2}.\n"
+    wait_for(lambda: (s := cluster.describe(topic2, via=observer)) and len(s) == 2
+             and all(x.leader in {nd.id for nd in cluster.live()} for x in s.values()),
+             what=f"{topic2} led by live brokers, as the broker-only node sees it")
     cluster.check_alive()
 
 

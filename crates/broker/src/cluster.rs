@@ -1,8 +1,9 @@
 //! Cluster mode: how a node takes part in a KRaft-style cluster.
 //!
-//! Every node here is a combined broker and controller (`process.roles=broker,controller`). The
-//! controller quorum ([`crate::quorum`], openraft) replicates the metadata log; its leader is the
-//! *active controller*. This module is the glue around it:
+//! A node is a combined broker and controller (`process.roles=broker,controller`, a voter of the
+//! quorum) or a broker only (`process.roles=broker`, an observer of it). The controller quorum
+//! ([`crate::quorum`], openraft) replicates the metadata log; its leader is the *active
+//! controller*. This module is the glue around it:
 //! - [`ControllerService`] runs on every controller and acts only while it leads: it executes the
 //!   operations brokers forward to it ([`ControllerRequest`]), tracks broker heartbeats, fences
 //!   brokers whose session expired (moving their partition leadership to another ISR member) and

@@ -657,13 +657,21 @@ impl BrokerConfig {
                 "a node without both roles needs controller.quorum.voters",
             ));
         }
-        let combined = process_roles.broker && process_roles.controller;
-        if !voters.is_empty() && !combined {
+        if !voters.is_empty() && !process_roles.broker {
             return Err(invalid(
                 "process.roles",
-                "Brook's cluster nodes are combined brokers and controllers for now \
-                 (process.roles=broker,controller); dedicated roles are not supported yet",
+                "dedicated controllers (process.roles=controller) are not supported yet: run \
+                 the controllers as process.roles=broker,controller",
             ));
+        }
+        if !process_roles.controller && voters.iter().any(|v| v.id == node_id as i32) {
+            return Err(ConfigError::Invalid {
+                name: "controller.quorum.voters".into(),
+                value: get("controller.quorum.voters").unwrap_or_default(),
+                reason: format!(
+                    "node.id {node_id} has just the broker role, so it must not be a voter"
+                ),
+            });
         }
         let controller_listener = if voters.is_empty() || !process_roles.controller {
             None
@@ -928,9 +936,29 @@ mod tests {
         assert!(e.to_string().contains("not a voter"), "{e}");
         let e = load(&[("controller.quorum.voters", "127.0.0.1:9093")]).unwrap_err();
         assert!(e.to_string().contains("id@host:port"), "{e}");
-        let mut broker_only = base.to_vec();
-        broker_only.push(("process.roles", "broker"));
-        let e = load(&broker_only).unwrap_err();
+        // A broker-only node observes the voters: no controller listener, and never a voter.
+        let c = load(&[
+            ("node.id", "4"),
+            ("process.roles", "broker"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+            ("listeners", "PLAINTEXT://:9094"),
+        ])
+        .unwrap();
+        assert!(c.cluster.enabled());
+        assert!(c.cluster.process_roles.broker && !c.cluster.process_roles.controller);
+        assert!(c.cluster.controller_listener.is_none());
+        let e = load(&[
+            ("node.id", "1"),
+            ("process.roles", "broker"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093"),
+            ("listeners", "PLAINTEXT://:9094"),
+        ])
+        .unwrap_err();
+        assert!(e.to_string().contains("must not be a voter"), "{e}");
+        let mut controller_only = base.to_vec();
+        controller_only.push(("process.roles", "controller"));
+        let e = load(&controller_only).unwrap_err();
         assert!(e.to_string().contains("not supported yet"), "{e}");
         let e = load(&[("process.roles", "controller")]).unwrap_err();
         assert!(e.to_string().contains("controller.quorum.voters"), "{e}");

@@ -26,6 +26,11 @@
 //!   elected leader has applied everything its predecessors committed.
 //! - Forwarding is opaque bytes, so this module does not know the broker's controller operations;
 //!   the callback given to [`Quorum::start`] decodes and runs them on the leader.
+//! - A broker-only node (`process.roles=broker`) is an *observer* ([`Quorum::observe`]), as
+//!   KRaft's brokers are: it runs no Raft node and has no controller listener; it long-polls a
+//!   voter for the image ([`ControllerRpc::FetchImage`], answered once the voter has applied an
+//!   entry past the observer's) and forwards like any other node. The image travels whole, as
+//!   the records that rebuild it: simple, and small next to what a fetch moves.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -70,6 +75,8 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 const RETRY_BACKOFF: Duration = Duration::from_millis(50);
 /// Log entries between two snapshots of the state machine.
 const SNAPSHOT_EVERY: u64 = 1000;
+/// How long a voter holds a [`ControllerRpc::FetchImage`] waiting for a newer image.
+const IMAGE_POLL: Duration = Duration::from_millis(1000);
 
 /// A boxed future, as returned by the forward callback (`futures::future::BoxFuture`).
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -84,6 +91,10 @@ pub enum ControllerRpc {
     InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
     /// An opaque controller request for the leader's forward callback.
     Forward(Vec<u8>),
+    /// An observer asks for the image once it holds an entry past `after` (long poll).
+    FetchImage {
+        after: u64,
+    },
 }
 
 /// The reply to a [`ControllerRpc`] of the same name.
@@ -95,6 +106,18 @@ pub enum ControllerReply {
         Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>,
     ),
     Forward(ForwardReply),
+    Image(ImageReply),
+}
+
+/// A voter's answer to [`ControllerRpc::FetchImage`].
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ImageReply {
+    /// Whom the voter believes leads.
+    pub leader: Option<i32>,
+    /// The last entry applied to the voter's image.
+    pub index: u64,
+    /// The image as the records that rebuild it; `None` when `index` is not past the asked one.
+    pub records: Option<Vec<MetadataRecord>>,
 }
 
 /// What a node answers to a forwarded request.
@@ -459,31 +482,53 @@ async fn serve_connection(
             _ = stop.changed() => return Ok(()),
         };
         let rpc: ControllerRpc = serde_json::from_slice(&body)?;
-        let Some(inner) = quorum.upgrade() else {
-            return Ok(());
-        };
-        let reply = match rpc {
-            ControllerRpc::Vote(r) => {
-                ControllerReply::Vote(inner.raft.vote(r).await.map_err(fatal_only))
-            }
-            ControllerRpc::AppendEntries(r) => ControllerReply::AppendEntries(
-                inner.raft.append_entries(r).await.map_err(fatal_only),
-            ),
-            ControllerRpc::InstallSnapshot(r) => {
-                ControllerReply::InstallSnapshot(inner.raft.install_snapshot(r).await)
-            }
-            ControllerRpc::Forward(payload) => {
-                tracing::debug!(%peer, bytes = payload.len(), "forwarded controller request");
-                ControllerReply::Forward(if inner.is_leader() {
-                    ForwardReply::Answer((inner.forward)(payload).await)
-                } else {
-                    ForwardReply::NotLeader {
-                        leader: inner.leader_id(),
+        // The quorum is only held while the reply is made, never while it is written.
+        let reply = {
+            let Some(inner) = quorum.upgrade() else {
+                return Ok(());
+            };
+            match rpc {
+                ControllerRpc::Vote(r) => {
+                    ControllerReply::Vote(inner.raft.vote(r).await.map_err(fatal_only))
+                }
+                ControllerRpc::AppendEntries(r) => ControllerReply::AppendEntries(
+                    inner.raft.append_entries(r).await.map_err(fatal_only),
+                ),
+                ControllerRpc::InstallSnapshot(r) => {
+                    ControllerReply::InstallSnapshot(inner.raft.install_snapshot(r).await)
+                }
+                ControllerRpc::FetchImage { after } => {
+                    let mut applied = inner.sm.applied_index();
+                    let sm = inner.sm.clone();
+                    drop(inner);
+                    tokio::select! {
+                        _ = tokio::time::timeout(IMAGE_POLL, applied.wait_for(|i| i.unwrap_or(0) > after)) => {}
+                        _ = stop.changed() => return Ok(()),
                     }
-                })
+                    let Some(inner) = quorum.upgrade() else {
+                        return Ok(());
+                    };
+                    // The state machine publishes the image before the index: read in the other
+                    // order, the image is at least as new as the index it is sent with.
+                    let index = sm.applied_index().borrow().unwrap_or(0);
+                    ControllerReply::Image(ImageReply {
+                        leader: inner.leader_id(),
+                        index,
+                        records: (index > after).then(|| sm.image().to_records()),
+                    })
+                }
+                ControllerRpc::Forward(payload) => {
+                    tracing::debug!(%peer, bytes = payload.len(), "forwarded controller request");
+                    ControllerReply::Forward(if inner.is_leader() {
+                        ForwardReply::Answer((inner.forward)(payload).await)
+                    } else {
+                        ForwardReply::NotLeader {
+                            leader: inner.leader_id(),
+                        }
+                    })
+                }
             }
         };
-        drop(inner);
         write_frame(&mut socket, &reply).await?;
     }
 }
@@ -520,10 +565,89 @@ impl Inner {
     }
 }
 
-/// A node of the metadata quorum. Cheap to clone.
+/// A broker-only node's view of the quorum (see the module doc).
+struct Observer {
+    node_id: i32,
+    /// Controller listener address of each voter.
+    voters: BTreeMap<i32, String>,
+    image: watch::Sender<Arc<MetadataImage>>,
+    applied: watch::Sender<Option<u64>>,
+    /// The active controller as the voters last said.
+    leader: watch::Sender<Option<i32>>,
+    stop: watch::Sender<bool>,
+    task: StdMutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// Keeps an observer's image current: long-polls the active controller (any voter while none is
+/// known) for images past the one it holds.
+async fn observe(observer: Weak<Observer>, mut stop: watch::Receiver<bool>) {
+    let Some(ids) = observer
+        .upgrade()
+        .map(|o| o.voters.keys().copied().collect::<Vec<_>>())
+    else {
+        return;
+    };
+    let mut conns: BTreeMap<i32, PeerConn> = BTreeMap::new();
+    let mut next = 0usize;
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let Some(o) = observer.upgrade() else { return };
+        let after = o.applied.borrow().unwrap_or(0);
+        let target = o
+            .leader
+            .borrow()
+            .filter(|l| o.voters.contains_key(l))
+            .unwrap_or(ids[next % ids.len()]);
+        let addr = o.voters[&target].clone();
+        drop(o);
+        let conn = conns.entry(target).or_insert_with(|| PeerConn::new(addr));
+        let request = ControllerRpc::FetchImage { after };
+        let reply = tokio::select! {
+            r = conn.call(&request, IMAGE_POLL + CONNECT_TIMEOUT) => r,
+            _ = stop.changed() => return,
+        };
+        let Some(o) = observer.upgrade() else { return };
+        match reply {
+            Ok(ControllerReply::Image(r)) => {
+                o.leader.send_replace(r.leader);
+                if r.leader.is_none() {
+                    next += 1;
+                }
+                if let Some(records) = r.records.filter(|_| r.index > after) {
+                    let mut image = MetadataImage::default();
+                    for record in &records {
+                        image.apply(record);
+                    }
+                    o.image.send_replace(Arc::new(image));
+                    o.applied.send_replace(Some(r.index));
+                }
+                continue;
+            }
+            Ok(_) => tracing::warn!(voter = target, "image fetch: wrong reply kind"),
+            Err(e) => tracing::debug!(voter = target, error = %e, "image fetch failed"),
+        }
+        o.leader.send_replace(None);
+        next += 1;
+        drop(o);
+        tokio::select! {
+            _ = tokio::time::sleep(RETRY_BACKOFF) => {}
+            _ = stop.changed() => return,
+        }
+    }
+}
+
+/// A node of the metadata quorum: a voter, or an observer (a broker-only node). Cheap to clone.
 #[derive(Clone)]
 pub struct Quorum {
-    inner: Arc<Inner>,
+    node: Node,
+}
+
+#[derive(Clone)]
+enum Node {
+    Voter(Arc<Inner>),
+    Observer(Arc<Observer>),
 }
 
 fn stopped(e: impl std::fmt::Display) -> QuorumError {
@@ -603,17 +727,18 @@ impl Quorum {
         });
         let server = tokio::spawn(serve(listener, Arc::downgrade(&inner), stop_rx));
         *inner.server.lock().unwrap_or_else(|e| e.into_inner()) = Some(server);
-        let quorum = Quorum { inner };
+        let quorum = Quorum {
+            node: Node::Voter(inner.clone()),
+        };
 
-        let initialized = quorum.inner.raft.is_initialized().await.map_err(stopped)?;
+        let initialized = inner.raft.is_initialized().await.map_err(stopped)?;
         if !initialized {
-            let members: BTreeMap<NodeId, BasicNode> = quorum
-                .inner
+            let members: BTreeMap<NodeId, BasicNode> = inner
                 .voters
                 .iter()
                 .map(|(id, addr)| (*id as NodeId, BasicNode::new(addr)))
                 .collect();
-            match quorum.inner.raft.initialize(members).await {
+            match inner.raft.initialize(members).await {
                 Ok(()) | Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {}
                 Err(e) => {
                     quorum.shutdown().await;
@@ -622,8 +747,61 @@ impl Quorum {
             }
         }
 
-        let weak = Arc::downgrade(&quorum.inner);
-        let mut shutdown = shutdown;
+        Self::stop_on(shutdown, quorum.clone());
+        Ok(quorum)
+    }
+
+    /// Starts a broker-only node's view of the quorum: no Raft node and no listener, an image
+    /// kept current from the voters (see the module doc), requests forwarded to the active
+    /// controller. Runs until [`Quorum::shutdown`] or `shutdown` turning true.
+    pub fn observe(
+        node_id: i32,
+        voters: Vec<(i32, String, u16)>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<Quorum, QuorumError> {
+        let mut addrs = BTreeMap::new();
+        for (id, host, port) in &voters {
+            if addrs
+                .insert(*id, crate::peer::socket_addr(host, *port as i32))
+                .is_some()
+            {
+                return Err(QuorumError::Config(format!("voter {id} is listed twice")));
+            }
+        }
+        if addrs.is_empty() {
+            return Err(QuorumError::Config("no controller.quorum.voters".into()));
+        }
+        if addrs.contains_key(&node_id) {
+            return Err(QuorumError::Config(format!(
+                "node.id {node_id} is a voter: a broker-only node cannot be one"
+            )));
+        }
+        let (stop, stop_rx) = watch::channel(false);
+        let observer = Arc::new(Observer {
+            node_id,
+            voters: addrs,
+            image: watch::channel(Arc::new(MetadataImage::default())).0,
+            applied: watch::channel(None).0,
+            leader: watch::channel(None).0,
+            stop,
+            task: StdMutex::new(None),
+        });
+        let task = tokio::spawn(observe(Arc::downgrade(&observer), stop_rx));
+        *observer.task.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        let quorum = Quorum {
+            node: Node::Observer(observer),
+        };
+        Self::stop_on(shutdown, quorum.clone());
+        Ok(quorum)
+    }
+
+    /// Shuts `quorum` down when `shutdown` turns true. Holds only a weak reference meanwhile.
+    fn stop_on(mut shutdown: watch::Receiver<bool>, quorum: Quorum) {
+        let weak = match &quorum.node {
+            Node::Voter(inner) => WeakNode::Voter(Arc::downgrade(inner)),
+            Node::Observer(o) => WeakNode::Observer(Arc::downgrade(o)),
+        };
+        drop(quorum);
         tokio::spawn(async move {
             while !*shutdown.borrow_and_update() {
                 if shutdown.changed().await.is_err() {
@@ -632,67 +810,115 @@ impl Quorum {
                     return;
                 }
             }
-            if let Some(inner) = weak.upgrade() {
-                Quorum { inner }.shutdown().await;
+            let node = match weak {
+                WeakNode::Voter(w) => w.upgrade().map(Node::Voter),
+                WeakNode::Observer(w) => w.upgrade().map(Node::Observer),
+            };
+            if let Some(node) = node {
+                Quorum { node }.shutdown().await;
             }
         });
-        Ok(quorum)
+    }
+
+    fn voter(&self) -> Option<&Arc<Inner>> {
+        match &self.node {
+            Node::Voter(inner) => Some(inner),
+            Node::Observer(_) => None,
+        }
     }
 
     /// This node's id.
     pub fn node_id(&self) -> i32 {
-        self.inner.node_id
+        match &self.node {
+            Node::Voter(inner) => inner.node_id,
+            Node::Observer(o) => o.node_id,
+        }
+    }
+
+    /// Whether this node is a voter (a controller) rather than an observer.
+    pub fn is_voter(&self) -> bool {
+        self.voter().is_some()
     }
 
     /// The metadata image as of the last applied entry.
     pub fn image(&self) -> Arc<MetadataImage> {
-        self.inner.sm.image()
+        match &self.node {
+            Node::Voter(inner) => inner.sm.image(),
+            Node::Observer(o) => o.image.borrow().clone(),
+        }
     }
 
     /// Every image the state machine publishes from now on.
     pub fn subscribe(&self) -> watch::Receiver<Arc<MetadataImage>> {
-        self.inner.sm.subscribe()
+        match &self.node {
+            Node::Voter(inner) => inner.sm.subscribe(),
+            Node::Observer(o) => o.image.subscribe(),
+        }
     }
 
     /// The node that this node believes is the active controller.
     pub fn leader_id(&self) -> Option<i32> {
-        self.inner.leader_id()
+        match &self.node {
+            Node::Voter(inner) => inner.leader_id(),
+            Node::Observer(o) => *o.leader.borrow(),
+        }
     }
 
     /// Whether this node is the active controller.
     pub fn is_leader(&self) -> bool {
-        self.inner.is_leader()
+        self.voter().is_some_and(|inner| inner.is_leader())
+    }
+
+    fn applied_watch(&self) -> watch::Receiver<Option<u64>> {
+        match &self.node {
+            Node::Voter(inner) => inner.sm.applied_index(),
+            Node::Observer(o) => o.applied.subscribe(),
+        }
     }
 
     /// The index of the last metadata log entry applied to this node's image (0: none).
     pub fn applied_index(&self) -> u64 {
-        self.inner.sm.applied_index().borrow().unwrap_or(0)
+        self.applied_watch().borrow().unwrap_or(0)
     }
 
     /// Waits until this node's image has applied entry `index` (or `timeout` passes): after a
     /// forwarded change, the next request on this node sees it.
     pub async fn wait_applied(&self, index: u64, timeout: Duration) {
-        let mut applied = self.inner.sm.applied_index();
+        let mut applied = self.applied_watch();
         let _ = tokio::time::timeout(timeout, applied.wait_for(|i| i.is_some_and(|i| i >= index)))
             .await;
     }
 
     /// Waits until some node is known to lead; `None` when none is within `timeout`.
     pub async fn wait_for_leader(&self, timeout: Duration) -> Option<i32> {
-        let m = self
-            .inner
-            .raft
-            .wait(Some(timeout))
-            .metrics(|m| m.current_leader.is_some(), "a leader")
-            .await
-            .ok()?;
-        m.current_leader.map(|id| id as i32)
+        match &self.node {
+            Node::Voter(inner) => {
+                let m = inner
+                    .raft
+                    .wait(Some(timeout))
+                    .metrics(|m| m.current_leader.is_some(), "a leader")
+                    .await
+                    .ok()?;
+                m.current_leader.map(|id| id as i32)
+            }
+            Node::Observer(o) => {
+                let mut leader = o.leader.subscribe();
+                let found = tokio::time::timeout(timeout, leader.wait_for(|l| l.is_some()))
+                    .await
+                    .ok()?
+                    .ok()?;
+                *found
+            }
+        }
     }
 
     /// Asks the state machine for a snapshot now (otherwise one is taken every
-    /// [`SNAPSHOT_EVERY`] entries).
+    /// [`SNAPSHOT_EVERY`] entries). Nothing to do on an observer.
     pub async fn trigger_snapshot(&self) -> Result<(), QuorumError> {
-        self.inner.raft.trigger().snapshot().await.map_err(stopped)
+        match self.voter() {
+            Some(inner) => inner.raft.trigger().snapshot().await.map_err(stopped),
+            None => Ok(()),
+        }
     }
 
     /// Runs a controller operation on the active controller: `op` sees an image holding every
@@ -704,7 +930,11 @@ impl Quorum {
         &self,
         op: impl FnOnce(&MetadataImage) -> Result<(Vec<MetadataRecord>, T), E>,
     ) -> Result<Result<T, E>, QuorumError> {
-        let inner = &self.inner;
+        let Some(inner) = self.voter() else {
+            return Err(QuorumError::NotLeader {
+                leader: self.leader_id(),
+            });
+        };
         let deadline = Instant::now() + REQUEST_DEADLINE;
         let _guard = inner.commit_lock.lock().await;
         let read = tokio::time::timeout_at(deadline, inner.raft.ensure_linearizable())
@@ -764,8 +994,12 @@ impl Quorum {
     /// A request whose connection broke after it reached the leader is sent again, so the
     /// callback may see it twice.
     pub async fn forward(&self, payload: Vec<u8>) -> Result<Vec<u8>, QuorumError> {
+        let inner = match &self.node {
+            Node::Voter(inner) => inner,
+            Node::Observer(o) => return forward_from_observer(o, payload).await,
+        };
         let deadline = Instant::now() + REQUEST_DEADLINE;
-        let mut metrics = self.inner.raft.metrics();
+        let mut metrics = inner.raft.metrics();
         let mut conns: BTreeMap<i32, PeerConn> = BTreeMap::new();
         loop {
             let leader = metrics
@@ -781,10 +1015,10 @@ impl Quorum {
                 let _ = tokio::time::timeout_at(deadline, metrics.changed()).await;
                 continue;
             };
-            if leader == self.inner.node_id && self.is_leader() {
-                return Ok((self.inner.forward)(payload).await);
+            if leader == inner.node_id && self.is_leader() {
+                return Ok((inner.forward)(payload).await);
             }
-            if let Some(addr) = self.inner.voters.get(&leader) {
+            if let Some(addr) = inner.voters.get(&leader) {
                 let conn = conns
                     .entry(leader)
                     .or_insert_with(|| PeerConn::new(addr.clone()));
@@ -811,21 +1045,75 @@ impl Quorum {
         }
     }
 
-    /// Stops the Raft node and the controller listener (its port is free once this returns).
+    /// Stops the Raft node and the controller listener (its port is free once this returns), or
+    /// an observer's polling.
     pub async fn shutdown(&self) {
-        if let Err(e) = self.inner.raft.shutdown().await {
-            tracing::warn!(error = %e, "metadata quorum: raft did not stop cleanly");
+        let (stop, task) = match &self.node {
+            Node::Voter(inner) => {
+                if let Err(e) = inner.raft.shutdown().await {
+                    tracing::warn!(error = %e, "metadata quorum: raft did not stop cleanly");
+                }
+                (&inner.stop, &inner.server)
+            }
+            Node::Observer(o) => (&o.stop, &o.task),
+        };
+        stop.send_replace(true);
+        let task = task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            let _ = task.await;
         }
-        self.inner.stop.send_replace(true);
-        let server = self
-            .inner
-            .server
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(server) = server {
-            let _ = server.await;
+    }
+}
+
+enum WeakNode {
+    Voter(Weak<Inner>),
+    Observer(Weak<Observer>),
+}
+
+/// [`Quorum::forward`] from an observer: to the leader the voters named, else to each voter in
+/// turn, following their hints.
+async fn forward_from_observer(o: &Observer, payload: Vec<u8>) -> Result<Vec<u8>, QuorumError> {
+    let deadline = Instant::now() + REQUEST_DEADLINE;
+    let ids: Vec<i32> = o.voters.keys().copied().collect();
+    let mut conns: BTreeMap<i32, PeerConn> = BTreeMap::new();
+    let mut hint = *o.leader.borrow();
+    let mut next = 0usize;
+    loop {
+        let now = Instant::now();
+        if now >= deadline {
+            return Err(QuorumError::Timeout);
         }
+        let target = hint
+            .filter(|l| o.voters.contains_key(l))
+            .unwrap_or(ids[next % ids.len()]);
+        let conn = conns
+            .entry(target)
+            .or_insert_with(|| PeerConn::new(o.voters[&target].clone()));
+        match conn
+            .call(&ControllerRpc::Forward(payload.clone()), deadline - now)
+            .await
+        {
+            Ok(ControllerReply::Forward(ForwardReply::Answer(answer))) => return Ok(answer),
+            Ok(ControllerReply::Forward(ForwardReply::NotLeader { leader })) => {
+                tracing::debug!(asked = target, ?leader, "forward: not the leader, retrying");
+                hint = leader.filter(|l| *l != target);
+                if hint.is_none() {
+                    next += 1;
+                }
+            }
+            Ok(_) => {
+                tracing::warn!(voter = target, "forward: wrong reply kind, retrying");
+                hint = None;
+                next += 1;
+            }
+            Err(e) => {
+                tracing::debug!(voter = target, error = %e, "forward failed, retrying");
+                hint = None;
+                next += 1;
+            }
+        }
+        tokio::time::sleep(RETRY_BACKOFF.min(deadline.saturating_duration_since(Instant::now())))
+            .await;
     }
 }
 

@@ -83,7 +83,7 @@ impl BoundServer {
         Ok(BoundServer {
             broker,
             listener,
-            controller: Some(controller),
+            controller,
             quorum_stop: Some(quorum_stop),
         })
     }
@@ -104,18 +104,26 @@ async fn start_quorum(
 ) -> Result<
     (
         crate::quorum::Quorum,
-        Arc<crate::cluster::ControllerService>,
+        Option<Arc<crate::cluster::ControllerService>>,
         watch::Sender<bool>,
     ),
     BindError,
 > {
     let settings = &config.cluster;
+    let voters: Vec<_> = settings
+        .voters
+        .iter()
+        .map(|v| (v.id, v.host.clone(), v.port))
+        .collect();
+    if !settings.process_roles.controller {
+        // A broker-only node observes the quorum: no controller listener, no controller.
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let quorum = crate::quorum::Quorum::observe(config.node_id, voters, stop_rx)
+            .map_err(|e| BindError::Quorum(e.to_string()))?;
+        return Ok((quorum, None, stop_tx));
+    }
     let l = settings.controller_listener.clone().ok_or_else(|| {
-        BindError::Quorum(
-            "cluster mode needs process.roles=broker,controller on every node (broker-only and \
-             controller-only nodes are not supported yet)"
-                .into(),
-        )
+        BindError::Quorum("a controller needs a listener named in controller.listener.names".into())
     })?;
     let host = if l.host.is_empty() {
         "0.0.0.0"
@@ -142,11 +150,6 @@ async fn start_quorum(
         })
     });
     let (stop_tx, stop_rx) = watch::channel(false);
-    let voters = settings
-        .voters
-        .iter()
-        .map(|v| (v.id, v.host.clone(), v.port))
-        .collect();
     let quorum = crate::quorum::Quorum::start(
         config.node_id,
         voters,
@@ -168,7 +171,7 @@ async fn start_quorum(
     let controller =
         crate::cluster::ControllerService::new(quorum.clone(), settings.clone(), unclean);
     let _ = service.set(controller.clone());
-    Ok((quorum, controller, stop_tx))
+    Ok((quorum, Some(controller), stop_tx))
 }
 
 /// Why the server could not start.
@@ -218,8 +221,10 @@ pub async fn run(server: BoundServer, shutdown: impl Future<Output = ()>) {
     let group_timers = crate::groups::spawn_timers(broker.clone(), stop_rx.clone());
 
     let mut cluster_tasks = Vec::new();
-    if let (Some(controller), Some(quorum)) = (controller, broker.quorum.clone()) {
-        cluster_tasks.push(tokio::spawn(controller.run(stop_rx.clone())));
+    if let Some(quorum) = broker.quorum.clone() {
+        if let Some(controller) = controller {
+            cluster_tasks.push(tokio::spawn(controller.run(stop_rx.clone())));
+        }
         cluster_tasks.extend(crate::cluster::spawn_broker_tasks(
             broker.clone(),
             quorum,

@@ -1,16 +1,38 @@
-//! The shipped three-node deployment (config/cluster/node-*.properties) loads, and its three files
-//! describe one consistent controller quorum.
+//! The shipped deployment (config/cluster/) loads: its three combined nodes describe one consistent
+//! controller quorum, and its broker-only node observes that quorum.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
 use brook_broker::BrokerConfig;
 
-fn load(i: u32) -> BrokerConfig {
+fn load_file(name: &str) -> BrokerConfig {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
         .join("../../config/cluster")
-        .join(format!("node-{i}.properties"));
+        .join(name);
     BrokerConfig::load(Some(&path), &[]).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn load(i: u32) -> BrokerConfig {
+    load_file(&format!("node-{i}.properties"))
+}
+
+#[test]
+fn the_broker_only_file_observes_the_same_quorum() {
+    let b = load_file("broker-4.properties");
+    let first = load(1);
+    assert!(b.cluster.enabled());
+    assert!(b.cluster.process_roles.broker && !b.cluster.process_roles.controller);
+    assert!(b.cluster.controller_listener.is_none());
+    assert_eq!(b.cluster_id, first.cluster_id);
+    assert_eq!(b.cluster.voters, first.cluster.voters);
+    assert!(b.cluster.voters.iter().all(|v| v.id != b.node_id));
+    assert_eq!(b.client_listener().name, "PLAINTEXT");
+    assert_eq!(b.cluster.inter_broker_listener_name, "PLAINTEXT");
+    assert_ne!(
+        b.advertised_listeners[0].host,
+        first.advertised_listeners[0].host
+    );
 }
 
 #[test]

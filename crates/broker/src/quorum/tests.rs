@@ -198,6 +198,70 @@ async fn forward_from_a_follower_reaches_the_leaders_callback() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_observer_follows_the_image_and_forwards_to_the_leader_across_a_failover() {
+    let mut cluster = Cluster::start(3).await;
+    let (_tx, rx) = watch::channel(false);
+    let observer = Quorum::observe(4, cluster.voters.clone(), rx).unwrap();
+    assert!(!observer.is_voter() && !observer.is_leader());
+    let leader = cluster.leader().await;
+    assert_eq!(
+        commit_topic(&cluster.nodes[&leader], "a").await.unwrap(),
+        Ok(0)
+    );
+    image_where(&observer, "topic a", |i| i.topic("a").is_some()).await;
+    let index = cluster.nodes[&leader].applied_index();
+    tokio::time::timeout(WAIT, observer.wait_applied(index, WAIT))
+        .await
+        .unwrap();
+    assert!(observer.applied_index() >= index);
+    let answer = tokio::time::timeout(WAIT, observer.forward(b"hi".to_vec()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer, format!("node {leader}: hi").into_bytes());
+    // An observer cannot commit; it names the leader it knows.
+    match commit_topic(&observer, "b").await {
+        Err(QuorumError::NotLeader { .. }) => {}
+        other => panic!("expected NotLeader, got {other:?}"),
+    }
+
+    // The leader stops: the observer learns the new one's images and forwards to it.
+    cluster.stop(leader).await;
+    let new = cluster.leader().await;
+    assert_ne!(new, leader);
+    assert_eq!(
+        commit_topic(&cluster.nodes[&new], "c").await.unwrap(),
+        Ok(1)
+    );
+    image_where(&observer, "topic c", |i| i.topic("c").is_some()).await;
+    eventually("the observer to name the new leader", || {
+        observer.leader_id() == Some(new)
+    })
+    .await;
+    let answer = tokio::time::timeout(WAIT, observer.forward(b"again".to_vec()))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(answer, format!("node {new}: again").into_bytes());
+    tokio::time::timeout(WAIT, observer.shutdown())
+        .await
+        .expect("observer shutdown hangs");
+    cluster.shutdown().await;
+}
+
+#[test]
+fn an_observer_refuses_to_be_a_voter() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let _guard = rt.enter();
+    let (_tx, rx) = watch::channel(false);
+    let voters = vec![(1, "127.0.0.1".to_string(), 9093)];
+    assert!(matches!(
+        Quorum::observe(1, voters, rx),
+        Err(QuorumError::Config(_))
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_leader_takes_over_and_a_restarted_node_catches_up() {
     let mut cluster = Cluster::start(3).await;
     let old = cluster.leader().await;
@@ -316,7 +380,8 @@ async fn a_node_behind_a_purged_log_catches_up_by_snapshot() {
     }
     // Snapshot the leader and purge its whole log: the lagging node can only get a snapshot.
     let applied = lq
-        .inner
+        .voter()
+        .unwrap()
         .raft
         .metrics()
         .borrow()
@@ -324,13 +389,33 @@ async fn a_node_behind_a_purged_log_catches_up_by_snapshot() {
         .map(|l| l.index);
     lq.trigger_snapshot().await.unwrap();
     eventually("the leader's snapshot", || {
-        lq.inner.raft.metrics().borrow().snapshot.map(|l| l.index) >= applied
+        lq.voter()
+            .unwrap()
+            .raft
+            .metrics()
+            .borrow()
+            .snapshot
+            .map(|l| l.index)
+            >= applied
     })
     .await;
     let upto = applied.unwrap();
-    lq.inner.raft.trigger().purge_log(upto).await.unwrap();
+    lq.voter()
+        .unwrap()
+        .raft
+        .trigger()
+        .purge_log(upto)
+        .await
+        .unwrap();
     eventually("the leader's purge", || {
-        lq.inner.raft.metrics().borrow().purged.map(|l| l.index) >= Some(upto)
+        lq.voter()
+            .unwrap()
+            .raft
+            .metrics()
+            .borrow()
+            .purged
+            .map(|l| l.index)
+            >= Some(upto)
     })
     .await;
 
@@ -344,7 +429,13 @@ async fn a_node_behind_a_purged_log_catches_up_by_snapshot() {
         .join("raft-snapshot.json")
         .exists());
     eventually("the installed snapshot in the metrics", || {
-        q.inner.raft.metrics().borrow().snapshot.is_some()
+        q.voter()
+            .unwrap()
+            .raft
+            .metrics()
+            .borrow()
+            .snapshot
+            .is_some()
     })
     .await;
     // And it keeps following the log after the snapshot.
