@@ -1,7 +1,9 @@
 """A real multi-node Brook cluster for the integration tests: n `brook broker <node-i.properties>`
 processes on 127.0.0.1, each with its own client and controller port and data directory. Every
-node is `process.roles=broker,controller` and a voter of the controller quorum, except the last
-`broker_only` ones: `process.roles=broker`, observers of the quorum without a controller listener.
+node is `process.roles=broker,controller` and a voter of the controller quorum, except the first
+`controller_only` ones (`process.roles=controller`: voters without a client listener, never
+brokers) and the last `broker_only` ones (`process.roles=broker`: observers of the quorum without a
+controller listener).
 
     cluster = cluster_factory(3, replica_lag_time_max_ms=2000)   # or Cluster(3, tmp_path, ...)
     cluster.bootstrap                  # "127.0.0.1:B1,127.0.0.1:B2,127.0.0.1:B3"
@@ -13,6 +15,7 @@ Overrides use Kafka's names, with `_` for `.` as keyword arguments; they go into
 """
 
 import os
+import re
 import shutil
 import signal
 import socket
@@ -27,6 +30,9 @@ import pytest
 from confluent_kafka.admin import AdminClient
 
 from conftest import BROOK_BIN, LISTENING, wait_for
+
+# What a dedicated controller prints once it serves (it has no PLAINTEXT listener).
+CONTROLLER_LISTENING = re.compile(r"listening on CONTROLLER://")
 
 # Fast failure detection on loopback, as `brook dev-cluster` writes them (see its --help).
 DEV_DEFAULTS = {
@@ -75,6 +81,8 @@ class Node:
         self.proc = None
         self.stopped = False  # SIGSTOPped
         self._ready = None
+        self.is_broker = True
+        self.is_voter = True
 
     @property
     def bootstrap(self):
@@ -108,7 +116,8 @@ class Node:
             for line in iter(stream.readline, b""):
                 sink.write(line)
                 sink.flush()
-                if LISTENING.search(line.decode(errors="replace")):
+                started = LISTENING if self.is_broker else CONTROLLER_LISTENING
+                if started.search(line.decode(errors="replace")):
                     ready.set()
             sink.close()
 
@@ -172,24 +181,34 @@ class Cluster:
     Construction writes the properties files and starts every node, then waits until all of them
     are registered (Metadata lists n brokers)."""
 
-    def __init__(self, n, tmp_path, start=True, broker_only=0, **overrides):
-        assert n >= 1 and 0 <= broker_only < n
+    def __init__(self, n, tmp_path, start=True, broker_only=0, controller_only=0, **overrides):
+        assert n >= 1 and 0 <= broker_only and 0 <= controller_only
+        assert broker_only < n and controller_only < n and broker_only + controller_only <= n
         self.dir = Path(tmp_path) / "cluster"
         self.dir.mkdir(parents=True, exist_ok=True)
         ports = free_ports(2 * n)
         self.nodes = [Node(self, i + 1, ports[2 * i], ports[2 * i + 1]) for i in range(n)]
         self.voters = self.nodes[:n - broker_only]
+        for nd in self.nodes[:controller_only]:
+            nd.is_broker = False
+        for nd in self.nodes[n - broker_only:]:
+            nd.is_voter = False
         voters = ",".join(f"{nd.id}@127.0.0.1:{nd.controller_port}" for nd in self.voters)
         props = dict(DEV_DEFAULTS)
         props.update({k if "." in k else k.replace("_", "."): str(v)
                       for k, v in overrides.items()})
         self.overrides = props
         for nd in self.nodes:
-            roles = ({"process.roles": "broker,controller",
-                      "listeners": f"PLAINTEXT://127.0.0.1:{nd.port},"
-                                   f"CONTROLLER://127.0.0.1:{nd.controller_port}"}
-                     if nd in self.voters else
-                     {"process.roles": "broker", "listeners": f"PLAINTEXT://127.0.0.1:{nd.port}"})
+            if not nd.is_broker:
+                roles = {"process.roles": "controller",
+                         "listeners": f"CONTROLLER://127.0.0.1:{nd.controller_port}"}
+            elif nd.is_voter:
+                roles = {"process.roles": "broker,controller",
+                         "listeners": f"PLAINTEXT://127.0.0.1:{nd.port},"
+                                      f"CONTROLLER://127.0.0.1:{nd.controller_port}"}
+            else:
+                roles = {"process.roles": "broker",
+                         "listeners": f"PLAINTEXT://127.0.0.1:{nd.port}"}
             lines = {
                 **roles,
                 "node.id": nd.id,
@@ -228,15 +247,18 @@ class Cluster:
 
     @property
     def bootstrap(self):
-        return ",".join(nd.bootstrap for nd in self.nodes)
+        return ",".join(nd.bootstrap for nd in self.nodes if nd.is_broker)
 
     def live(self):
         """Nodes running and not frozen."""
         return [nd for nd in self.nodes if nd.running and not nd.stopped]
 
+    def live_brokers(self):
+        return [nd for nd in self.live() if nd.is_broker]
+
     @property
     def live_bootstrap(self):
-        return ",".join(nd.bootstrap for nd in self.live())
+        return ",".join(nd.bootstrap for nd in self.live_brokers())
 
     def admin(self, bootstrap=None):
         return AdminClient({"bootstrap.servers": bootstrap or self.live_bootstrap,
@@ -259,10 +281,10 @@ class Cluster:
     def wait_registered(self, ids=None, timeout=45.0):
         """Waits until every live node answers Metadata listing exactly the brokers `ids`
         (default: the live nodes), i.e. each registered and learned about the others."""
-        want = sorted(ids if ids is not None else (nd.id for nd in self.live()))
+        want = sorted(ids if ids is not None else (nd.id for nd in self.live_brokers()))
 
         def ok():
-            return all(self.brokers(via=nd) == want for nd in self.live())
+            return all(self.brokers(via=nd) == want for nd in self.live_brokers())
 
         try:
             wait_for(ok, timeout=timeout, interval=0.2,
@@ -272,7 +294,7 @@ class Cluster:
 
     def _brokers_seen(self):
         seen = {}
-        for nd in self.live():
+        for nd in self.live_brokers():
             try:
                 seen[nd.id] = self.brokers(via=nd)
             except Exception as e:  # noqa: BLE001 - for the message only
@@ -343,9 +365,9 @@ def cluster_factory(request, tmp_path):
     failed, each node's log tail is printed (pytest shows it under the failure)."""
     clusters = []
 
-    def make(n=3, broker_only=0, **overrides):
+    def make(n=3, broker_only=0, controller_only=0, **overrides):
         c = Cluster(n, tmp_path / f"c{len(clusters)}", start=False, broker_only=broker_only,
-                    **overrides)
+                    controller_only=controller_only, **overrides)
         clusters.append(c)
         return c.start()
 

@@ -400,6 +400,67 @@ def test_broker_only_node_observes_the_quorum_and_serves_partitions(cluster_fact
     cluster.check_alive()
 
 
+def active_controller(cluster):
+    """The voter that last logged taking over as the active controller (None if none did)."""
+    latest = None
+    for nd in cluster.voters:
+        if not nd.running:
+            continue
+        for line in nd.log(chars=200_000).splitlines():
+            if "this node is now the active controller" in line:
+                stamp = line.split(" ", 1)[0]
+                if latest is None or stamp > latest[0]:
+                    latest = (stamp, nd.id)
+    return latest and latest[1]
+
+
+def test_dedicated_controllers_and_brokers(cluster_factory):
+    """Kafka's production layout: three controller-only nodes (process.roles=controller, no client
+    listener) and three broker-only nodes. Only the brokers are brokers, clients are never pointed
+    at a controller, and the active controller's death is survived."""
+    cluster = cluster_factory(6, controller_only=3, broker_only=3)
+    brokers = [4, 5, 6]
+    for nd in cluster.nodes[:3]:
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", nd.port), timeout=1).close()
+    assert cluster.brokers() == brokers
+    # Metadata and DescribeCluster name a broker as the controller: a client can reach it.
+    wait_for(lambda: cluster.controller_id() in brokers, what="a broker named as controller")
+
+    topic = unique("dedicated")
+    p = kafka_tool("topics", "--create", "--bootstrap-server", cluster.bootstrap,
+                   "--topic", topic, "--partitions", "3", "--replication-factor", "3", check=True)
+    assert p.stdout == f"Created topic {topic}.\n"
+    state = wait_for(lambda: (s := cluster.describe(topic)) and len(s) == 3
+                     and all(sorted(x.isr) == brokers for x in s.values()) and s,
+                     what=f"{topic} with a full ISR of the three brokers")
+    assert sorted(x.leader for x in state.values()) == brokers
+    for part in range(3):
+        assert produce_one(cluster.bootstrap, topic, part) is None
+
+    # The active controller (a dedicated one) dies; the other two elect a new one, and the
+    # brokers keep registering changes through it.
+    old = wait_for(lambda: active_controller(cluster), what="an active controller in the logs")
+    assert old in (1, 2, 3)
+    cluster.node(old).kill9()
+    wait_for(lambda: active_controller(cluster) not in (None, old),
+             timeout=20, what=f"a new active controller after {old}")
+    topic2 = unique("dedicated-after")
+    p = kafka_tool("topics", "--create", "--bootstrap-server", cluster.bootstrap,
+                   "--topic", topic2, "--partitions", "3", "--replication-factor", "3", check=True)
+    assert p.stdout == f"Created topic {topic2}.\n"
+    wait_for(lambda: (s := cluster.describe(topic2)) and len(s) == 3
+             and all(x.leader in brokers for x in s.values()),
+             what=f"{topic2} led by the brokers")
+    assert produce_one(cluster.bootstrap, topic2, 0) is None
+    # A broker killed now is fenced by the new controller: its partitions move.
+    victim = cluster.describe(topic2)[0].leader
+    cluster.node(victim).kill9()
+    cluster.wait_for_leader(topic2, 0, exclude={victim}, timeout=20)
+    assert produce_one(cluster.live_bootstrap, topic2, 0) is None
+    cluster.check_alive()
+
+
 # --- (d) ISR shrink and expand; min.insync.replicas ----------------------------------------------
 
 class Trickle:

@@ -1,7 +1,8 @@
 //! Cluster mode: how a node takes part in a KRaft-style cluster.
 //!
 //! A node is a combined broker and controller (`process.roles=broker,controller`, a voter of the
-//! quorum) or a broker only (`process.roles=broker`, an observer of it). The controller quorum
+//! quorum), a dedicated controller (`controller`: a voter that never registers as a broker) or a
+//! broker only (`broker`, an observer of the quorum). The controller quorum
 //! ([`crate::quorum`], openraft) replicates the metadata log; its leader is the *active
 //! controller*. This module is the glue around it:
 //! - [`ControllerService`] runs on every controller and acts only while it leads: it executes the

@@ -657,13 +657,6 @@ impl BrokerConfig {
                 "a node without both roles needs controller.quorum.voters",
             ));
         }
-        if !voters.is_empty() && !process_roles.broker {
-            return Err(invalid(
-                "process.roles",
-                "dedicated controllers (process.roles=controller) are not supported yet: run \
-                 the controllers as process.roles=broker,controller",
-            ));
-        }
         if !process_roles.controller && voters.iter().any(|v| v.id == node_id as i32) {
             return Err(ConfigError::Invalid {
                 name: "controller.quorum.voters".into(),
@@ -956,10 +949,21 @@ mod tests {
         ])
         .unwrap_err();
         assert!(e.to_string().contains("must not be a voter"), "{e}");
+        // A dedicated controller: a voter with just the controller listener.
+        let c = load(&[
+            ("node.id", "1"),
+            ("process.roles", "controller"),
+            ("controller.quorum.voters", "1@127.0.0.1:9093"),
+            ("controller.listener.names", "CONTROLLER"),
+            ("listeners", "CONTROLLER://127.0.0.1:9093"),
+        ])
+        .unwrap();
+        assert!(!c.cluster.process_roles.broker && c.cluster.process_roles.controller);
+        assert_eq!(c.cluster.controller_listener.as_ref().unwrap().port, 9093);
         let mut controller_only = base.to_vec();
         controller_only.push(("process.roles", "controller"));
         let e = load(&controller_only).unwrap_err();
-        assert!(e.to_string().contains("not supported yet"), "{e}");
+        assert!(e.to_string().contains("not a voter"), "{e}");
         let e = load(&[("process.roles", "controller")]).unwrap_err();
         assert!(e.to_string().contains("controller.quorum.voters"), "{e}");
         let e = load(&[

@@ -28,7 +28,10 @@ use crate::state::{Broker, StartError};
 /// A broker with its listener bound but not yet serving.
 pub struct BoundServer {
     pub broker: Arc<Broker>,
-    listener: TcpListener,
+    /// The client listener; `None` on a dedicated controller (`process.roles=controller`).
+    listener: Option<TcpListener>,
+    /// Where the client listener (a dedicated controller: the controller listener) is bound.
+    local: SocketAddr,
     /// Cluster mode: this node's controller role.
     controller: Option<Arc<crate::cluster::ControllerService>>,
     /// Stops the quorum's tasks once the broker is down.
@@ -39,6 +42,9 @@ impl BoundServer {
     /// Binds the client listener (port 0 picks a free port), then opens the broker's data with the
     /// advertised address resolved to the bound port.
     pub async fn bind(config: BrokerConfig) -> Result<BoundServer, BindError> {
+        if config.cluster.enabled() && !config.cluster.process_roles.broker {
+            return Self::bind_controller(config).await;
+        }
         let l = config.client_listener().clone();
         let host = if l.host.is_empty() {
             "0.0.0.0".to_string()
@@ -71,25 +77,53 @@ impl BoundServer {
                 .map_err(BindError::Start)?;
             return Ok(BoundServer {
                 broker,
-                listener,
+                listener: Some(listener),
+                local: bound,
                 controller: None,
                 quorum_stop: None,
             });
         }
-        let (quorum, controller, quorum_stop) = start_quorum(&config).await?;
+        let (quorum, controller, quorum_stop, _) = start_quorum(&config).await?;
         let broker =
             tokio::task::block_in_place(|| Broker::open_with(config, advertised, Some(quorum)))
                 .map_err(BindError::Start)?;
         Ok(BoundServer {
             broker,
-            listener,
+            listener: Some(listener),
+            local: bound,
+            controller,
+            quorum_stop: Some(quorum_stop),
+        })
+    }
+
+    /// A dedicated controller: the quorum and the controller, no client listener, and never a
+    /// registered broker.
+    async fn bind_controller(config: BrokerConfig) -> Result<BoundServer, BindError> {
+        let (quorum, controller, quorum_stop, bound) = start_quorum(&config).await?;
+        let bound = bound.ok_or_else(|| BindError::Quorum("no controller listener".into()))?;
+        let mut advertised = config
+            .cluster
+            .controller_listener
+            .clone()
+            .ok_or_else(|| BindError::Quorum("no controller listener".into()))?;
+        advertised.port = bound.port();
+        if advertised.host.is_empty() || advertised.host == "0.0.0.0" {
+            advertised.host = bound.ip().to_string();
+        }
+        let broker =
+            tokio::task::block_in_place(|| Broker::open_with(config, advertised, Some(quorum)))
+                .map_err(BindError::Start)?;
+        Ok(BoundServer {
+            broker,
+            listener: None,
+            local: bound,
             controller,
             quorum_stop: Some(quorum_stop),
         })
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
-        self.listener.local_addr()
+        Ok(self.local)
     }
 
     pub fn advertised(&self) -> &Listener {
@@ -106,6 +140,7 @@ async fn start_quorum(
         crate::quorum::Quorum,
         Option<Arc<crate::cluster::ControllerService>>,
         watch::Sender<bool>,
+        Option<SocketAddr>,
     ),
     BindError,
 > {
@@ -120,7 +155,7 @@ async fn start_quorum(
         let (stop_tx, stop_rx) = watch::channel(false);
         let quorum = crate::quorum::Quorum::observe(config.node_id, voters, stop_rx)
             .map_err(|e| BindError::Quorum(e.to_string()))?;
-        return Ok((quorum, None, stop_tx));
+        return Ok((quorum, None, stop_tx, None));
     }
     let l = settings.controller_listener.clone().ok_or_else(|| {
         BindError::Quorum("a controller needs a listener named in controller.listener.names".into())
@@ -133,6 +168,9 @@ async fn start_quorum(
     let listener = TcpListener::bind((host, l.port))
         .await
         .map_err(|e| BindError::Bind(format!("{}://{}:{}", l.name, l.host, l.port), e))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| BindError::Bind(l.host.clone(), e))?;
     // The forward callback needs the service, and the service needs the started quorum.
     let service: Arc<std::sync::OnceLock<Arc<crate::cluster::ControllerService>>> =
         Arc::new(std::sync::OnceLock::new());
@@ -171,7 +209,7 @@ async fn start_quorum(
     let controller =
         crate::cluster::ControllerService::new(quorum.clone(), settings.clone(), unclean);
     let _ = service.set(controller.clone());
-    Ok((quorum, Some(controller), stop_tx))
+    Ok((quorum, Some(controller), stop_tx, Some(bound)))
 }
 
 /// Why the server could not start.
@@ -193,7 +231,10 @@ pub async fn run(server: BoundServer, shutdown: impl Future<Output = ()>) {
         listener,
         controller,
         quorum_stop,
+        ..
     } = server;
+    // A dedicated controller is no broker: it neither registers nor hosts partitions.
+    let is_broker = broker.quorum.is_none() || broker.config.cluster.process_roles.broker;
     let limit = Arc::new(Semaphore::new(
         broker.config.max_connections.min(Semaphore::MAX_PERMITS),
     ));
@@ -225,11 +266,13 @@ pub async fn run(server: BoundServer, shutdown: impl Future<Output = ()>) {
         if let Some(controller) = controller {
             cluster_tasks.push(tokio::spawn(controller.run(stop_rx.clone())));
         }
-        cluster_tasks.extend(crate::cluster::spawn_broker_tasks(
-            broker.clone(),
-            quorum,
-            stop_rx.clone(),
-        ));
+        if is_broker {
+            cluster_tasks.extend(crate::cluster::spawn_broker_tasks(
+                broker.clone(),
+                quorum,
+                stop_rx.clone(),
+            ));
+        }
     }
 
     // Kafka's isr-expiration task: every replica.lag.time.max.ms / 2.
@@ -251,6 +294,10 @@ pub async fn run(server: BoundServer, shutdown: impl Future<Output = ()>) {
     };
 
     let accept = async {
+        let Some(listener) = listener else {
+            // A dedicated controller serves only its controller listener (the quorum's).
+            return std::future::pending::<()>().await;
+        };
         loop {
             let permit = match limit.clone().acquire_owned().await {
                 Ok(p) => p,
@@ -281,7 +328,7 @@ pub async fn run(server: BoundServer, shutdown: impl Future<Output = ()>) {
         _ = shutdown => {}
     }
     tracing::info!("shutting down");
-    if let Some(quorum) = &broker.quorum {
+    if let (Some(quorum), true) = (&broker.quorum, is_broker) {
         // Kafka's controlled shutdown: leadership moves before this broker stops serving.
         crate::cluster::controlled_shutdown(&broker, quorum).await;
     }

@@ -326,7 +326,13 @@ impl Broker {
     pub fn controller_id(&self) -> i32 {
         match &self.quorum {
             None => self.config.node_id,
-            Some(q) => q.leader_id().unwrap_or(self.config.node_id),
+            // Clients can only talk to brokers: a dedicated controller leading the quorum is
+            // named as this broker, which forwards what needs the controller (as KRaft brokers
+            // name a broker, not the controller).
+            Some(q) => q
+                .leader_id()
+                .filter(|l| self.image().brokers.contains_key(l))
+                .unwrap_or(self.config.node_id),
         }
     }
 
