@@ -16,7 +16,28 @@ broker.heartbeat.interval.ms=500), and a single broker as the baseline, measured
 
   (i)   produce throughput, 1 KiB records, one partition, linger.ms=5, no compression:
         single broker acks=1 (RF 1) vs three brokers acks=all (RF 3, min.insync.replicas=2),
-        and three brokers acks=1 (RF 3) for reference. Median of REPS runs.
+        and three brokers acks=1 (RF 3) for reference. Median of REPS runs. The producer
+        settings are the same for both sides (librdkafka's defaults but for linger.ms=5 and
+        1 MB batches); only acks and the cluster differ. acks=all is also measured with
+        librdkafka's idempotent producer, which keeps one request in flight per partition once
+        a batch holds 5 or more records (rdkafka_broker.c subtracts the in-flight *message*
+        count from RD_KAFKA_IDEMP_MAX_INFLIGHT), so that figure is one 1 MB batch per round
+        trip; it also busy-polls a core meanwhile. Brook's own kafka-producer-perf-test, whose
+        idempotent producer keeps up to 5 requests in flight per partition as the Java producer
+        does, measures the idempotent case without that limit (and its acks=1 single-broker
+        figure is its baseline).
+
+        The page cache is filled first (a file of MemFree minus 1 GiB, written and synced;
+        BENCH_COLD=1 skips it): on this VM, freed memory goes back to the host within seconds
+        (virtio-balloon free page reporting), and the first write into such a page costs about
+        1.7 s of CPU per GB, several times a write into a page the guest recycles. A broker host
+        in steady state has a full page cache and recycles; without the filler every figure
+        drifts with the VM's memory state (up to 3x between runs), and RF 3, which writes three
+        times the bytes, pays three times the penalty. One warm-up round (WARMUP=1) runs every
+        series once before the measured ones and is not counted: the first writes after the filler
+        make the kernel start reclaiming its pages, and ran at a third of the later speed. Both setups run side by side and their runs
+        alternate, so that neither gets a quieter machine or a warmer page cache: on this VM a
+        write into a fresh page costs several times a write into a recycled one.
   (ii)  end-to-end latency at 10 MB/s (10,000 records/s of 1,000 B for 10 s, linger.ms=1): the
         producer writes CLOCK_MONOTONIC into each record, a consumer in another process subtracts
         it from its receive time; p50/p99/max after a 1 s warm-up. Single broker acks=1 and three
@@ -76,12 +97,12 @@ def create_topic(bootstrap, topic, rf, partitions=1, config=None):
 PERF = Path(os.environ.get("RDKAFKA_PERFORMANCE", ROOT / "bench" / ".build" / "rdkafka_performance"))
 
 
-def throughput(bootstrap, topic, acks, n=THROUGHPUT_RECORDS, size=RECORD):
+def throughput(bootstrap, topic, acks, idempotent=False, n=THROUGHPUT_RECORDS, size=RECORD):
     """(records/s, MB/s) for n records of `size` bytes, first produce to last acknowledgement:
     with librdkafka's rdkafka_performance when bench/run.sh has built it (Python's produce loop
     can be the bottleneck against one fast broker), else with confluent-kafka."""
     if PERF.exists():
-        return throughput_perf(bootstrap, topic, acks, n, size)
+        return throughput_perf(bootstrap, topic, acks, idempotent, n, size)
     failed = [0]
 
     def dr(err, _msg):
@@ -91,7 +112,7 @@ def throughput(bootstrap, topic, acks, n=THROUGHPUT_RECORDS, size=RECORD):
     p = Producer({"bootstrap.servers": bootstrap, "acks": acks, "linger.ms": 5,
                   "batch.size": 1_000_000, "queue.buffering.max.kbytes": 1_048_576,
                   "queue.buffering.max.messages": 1_000_000, "on_delivery": dr,
-                  "enable.idempotence": acks == "all"})
+                  "enable.idempotence": idempotent})
     # Warm up: the topic's metadata and the connection.
     p.produce(topic, b"w", partition=0)
     p.flush(30)
@@ -113,9 +134,25 @@ def throughput(bootstrap, topic, acks, n=THROUGHPUT_RECORDS, size=RECORD):
     return n / dt, n * size / dt / 1e6
 
 
-def throughput_perf(bootstrap, topic, acks, n, size):
+def throughput_brook(bootstrap, topic, acks, idempotent, n=THROUGHPUT_RECORDS, size=RECORD):
+    """(records/s, MB/s) with Brook's kafka-producer-perf-test (Brook's Rust producer)."""
     import re
-    idem = "true" if acks == "all" else "false"
+    out = subprocess.run([BROOK_BIN, "kafka-producer-perf-test", "--topic", topic,
+                          "--num-records", str(n), "--record-size", str(size), "--throughput", "-1",
+                          "--producer-props", f"bootstrap.servers={bootstrap}", f"acks={acks}",
+                          f"enable.idempotence={'true' if idempotent else 'false'}", "linger.ms=5",
+                          "batch.size=1000000", "buffer.memory=1073741824"],
+                         capture_output=True, text=True, timeout=300).stdout
+    m = re.search(rf"^{n} records sent, ([0-9.]+) records/sec", out, re.M)
+    if not m:
+        raise RuntimeError(f"kafka-producer-perf-test did not finish: {out[-300:]}")
+    rate = float(m.group(1))
+    return rate, rate * size / 1e6
+
+
+def throughput_perf(bootstrap, topic, acks, idempotent, n, size):
+    import re
+    idem = "true" if idempotent else "false"
     out = subprocess.run([str(PERF), "-P", "-t", topic, "-b", bootstrap, "-s", str(size),
                           "-c", str(n), "-p", "0", "-q", "-X", f"acks={acks}",
                           "-X", f"enable.idempotence={idem}", "-X", "linger.ms=5",
@@ -255,6 +292,22 @@ def median(xs):
     return statistics.median(xs) if xs else None
 
 
+def fill_page_cache(path, keep_free_disk):
+    """Writes clean page cache until about 1 GiB of memory is left free (see the module doc),
+    leaving `keep_free_disk` bytes of disk for the runs."""
+    free_kb = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemFree:"))
+    disk = os.statvfs(path.parent)
+    size = min(free_kb * 1024 - (1 << 30), disk.f_bavail * disk.f_frsize - keep_free_disk)
+    if size <= 0:
+        return 0
+    chunk = bytes(1 << 20)
+    with open(path, "wb") as f:
+        for _ in range(size >> 20):
+            f.write(chunk)
+    os.sync()
+    return size
+
+
 def main():
     if not Path(BROOK_BIN).exists():
         sys.exit(f"{BROOK_BIN} is missing: run `cargo build --release -p brook-cli` first")
@@ -263,40 +316,51 @@ def main():
     tmp = Path(tempfile.mkdtemp(prefix="brook-bench-cluster-"))
     res = {}
 
-    log("single broker (acks=1, RF 1)")
-    single = Broker(tmp / "single", {"group.initial.rebalance.delay.ms": "0"}).start()
+    single = cluster = None
+    filler = tmp / "page-cache-filler"
     try:
-        runs = []
-        for r in range(REPS):
-            # A fresh topic per run, and the previous run's dirty pages written back first, so
-            # that no run pays for another's writeback (as bench/run.sh does).
-            create_topic(single.bootstrap, f"tp{r}", 1)
-            os.sync()
-            attempt(res, f"single-tp-{r}", throughput, single.bootstrap, f"tp{r}", "1")
-            runs.append(res[f"single-tp-{r}"])
-            log(f"  single acks=1 run {r}: {runs[-1]}")
-        res["single_tp"] = runs
+        if os.environ.get("BENCH_COLD") != "1":
+            t = time.monotonic()
+            # Every run's data stays until the end: per round one single-broker run of each
+            # producer and three replicated cluster runs, then the acks=1 runs.
+            run_bytes = THROUGHPUT_RECORDS * RECORD
+            rounds = REPS + int(os.environ.get("WARMUP", "1"))
+            need = rounds * (2 + 3 * 3) * run_bytes + REPS * 3 * run_bytes + (4 << 30)
+            res["filler_gb"] = fill_page_cache(filler, need) / (1 << 30)
+            log(f"page cache filled with {res['filler_gb']:.1f} GiB in {time.monotonic() - t:.0f} s")
+        single = Broker(tmp / "single", {"group.initial.rebalance.delay.ms": "0"}).start()
+        cluster = Cluster(3, tmp / "cluster", min_insync_replicas=2)
+        log("throughput: single broker acks=1 and three brokers acks=all (RF 3, "
+            "min.insync.replicas=2), alternating")
+        series = {"single_tp": (single, 1, "1", False, throughput),
+                  "cluster_tp_all": (cluster, 3, "all", False, throughput),
+                  "cluster_tp_idem": (cluster, 3, "all", True, throughput),
+                  "single_tp_brook": (single, 1, "1", False, throughput_brook),
+                  "cluster_tp_brook": (cluster, 3, "all", True, throughput_brook)}
+        for key in series:
+            res[key] = []
+        warmup = int(os.environ.get("WARMUP", "1"))
+        for r in range(-warmup, REPS):
+            for key, (target, rf, acks, idem, measure) in series.items():
+                # A fresh topic per run, and the previous run's dirty pages written back first,
+                # so that no run pays for another's writeback (as bench/run.sh does).
+                topic = f"{key}{r + warmup}"
+                create_topic(target.bootstrap, topic, rf)
+                os.sync()
+                if r < 0:
+                    log(f"  {key} warm-up: {measure(target.bootstrap, topic, acks, idem)}")
+                    continue
+                attempt(res, f"{key}-{r}", measure, target.bootstrap, topic, acks, idem)
+                res[key].append(res[f"{key}-{r}"])
+                log(f"  {key} run {r}: {res[key][-1]}")
         create_topic(single.bootstrap, "lat", 1)
         attempt(res, "single_lat", e2e_latency, single.bootstrap, "lat", "1")
         log(f"  single latency: {res['single_lat']}")
-    finally:
         single.kill()
-
-    log("three brokers (RF 3, min.insync.replicas=2)")
-    cluster = None
-    try:
-        cluster = Cluster(3, tmp / "cluster", min_insync_replicas=2)
-        runs_all, runs_one = [], []
-        for r in range(REPS):
-            create_topic(cluster.bootstrap, f"tpa{r}", 3)
-            os.sync()
-            attempt(res, f"c-all-{r}", throughput, cluster.bootstrap, f"tpa{r}", "all")
-            runs_all.append(res[f"c-all-{r}"])
-            log(f"  cluster acks=all run {r}: {runs_all[-1]}")
+        single = None
         create_topic(cluster.bootstrap, "lat", 3)
         attempt(res, "cluster_lat", e2e_latency, cluster.bootstrap, "lat", "all")
         log(f"  cluster latency: {res['cluster_lat']}")
-        res["cluster_tp_all"], res["cluster_tp_one"] = runs_all, runs_one
         for kind, kill_controller in (("failover", False), ("failover_ctl", True)):
             fo = []
             for r in range(REPS):
@@ -306,6 +370,7 @@ def main():
             res[kind] = fo
         # acks=1 last: its followers are still catching up when the producer is done, which
         # would slow whatever ran next.
+        runs_one = []
         for r in range(REPS):
             create_topic(cluster.bootstrap, f"tp1{r}", 3)
             os.sync()
@@ -314,11 +379,14 @@ def main():
             log(f"  cluster acks=1 run {r}: {runs_one[-1]}")
         res["cluster_tp_one"] = runs_one
     except Exception as e:  # noqa: BLE001
-        res.setdefault("errors", []).append(f"cluster: {e}".splitlines()[0][:300])
+        res.setdefault("errors", []).append(f"run: {e}".splitlines()[0][:300])
         traceback.print_exc(file=sys.stderr)
     finally:
+        if single is not None:
+            single.kill()
         if cluster is not None:
             cluster.close()
+        filler.unlink(missing_ok=True)
 
     report = render(res, load_begin, time.monotonic() - t_begin)
     (ROOT / "bench" / "cluster.md").write_text(report)
@@ -342,8 +410,18 @@ def render(res, load_begin, seconds):
 
     s_rec, s_mb, s_n = tp("single_tp")
     a_rec, a_mb, a_n = tp("cluster_tp_all")
+    i_rec, i_mb, i_n = tp("cluster_tp_idem")
+    bs_rec, bs_mb, bs_n = tp("single_tp_brook")
+    bc_rec, bc_mb, bc_n = tp("cluster_tp_brook")
     o_rec, o_mb, o_n = tp("cluster_tp_one")
     ratio = lambda x: None if x is None or not s_rec else x / s_rec  # noqa: E731
+
+    def paired(key, base="single_tp"):
+        """Median of the per-round ratios: each cluster run against the single-broker run just
+        before it, which saw the same machine state."""
+        pairs = [c[0] / b[0] for c, b in zip(res.get(key, []), res.get(base, []))
+                 if c is not None and b is not None and b[0]]
+        return median(pairs), pairs
     sl, cl = res.get("single_lat"), res.get("cluster_lat")
     def fo_row(key, label):
         fo = [r[0] for r in res.get(key, []) if r is not None]
@@ -371,15 +449,26 @@ def render(res, load_begin, seconds):
         "All processes on this machine over loopback; three combined "
         "broker+controller nodes with broker.session.timeout.ms=3000 and "
         "broker.heartbeat.interval.ms=500 (`brook dev-cluster`'s settings); medians of "
-        f"{REPS} runs.",
+        f"{REPS} runs. "
+        + (f"Page cache filled first ({res['filler_gb']:.1f} GiB; see the script's doc)."
+           if res.get("filler_gb") else "Page cache not filled first (BENCH_COLD=1)."),
         "",
         "| measurement | single broker, acks=1, RF 1 | 3 brokers, acks=all, RF 3 | ratio | target |",
         "|---|---|---|---|---|",
-        f"| produce, 1 KiB records, 1 partition (records/s) | {fmt(s_rec, ',.0f')} | "
-        f"{fmt(a_rec, ',.0f')} | {fmt(ratio(a_rec), '.2f')} | ≥ 0.5 |",
-        f"| produce (MB/s, median (min–max)) | {fmt(s_mb, '.1f')}{spread('single_tp')} | "
+        f"| produce, 1 KiB records, 1 partition (records/s) | "
+        f"{fmt(s_rec, ',.0f')} | {fmt(a_rec, ',.0f')} | {fmt(ratio(a_rec), '.2f')} | ≥ 0.5 |",
+        f"| same (MB/s, median (min–max)) | {fmt(s_mb, '.1f')}{spread('single_tp')} | "
         f"{fmt(a_mb, '.1f')}{spread('cluster_tp_all')} | "
         f"{fmt(ratio(a_rec), '.2f')} | |",
+        f"| same, median of the per-round ratios ({', '.join(f'{x:.2f}' for x in paired('cluster_tp_all')[1])}) | | | "
+        f"{fmt(paired('cluster_tp_all')[0], '.2f')} | ≥ 0.5 |",
+        f"| produce, acks=all with librdkafka's idempotent producer (one request in flight; "
+        f"MB/s) | {fmt(s_mb, '.1f')} (acks=1, as above) | {fmt(i_mb, '.1f')}"
+        f"{spread('cluster_tp_idem')} | {fmt(ratio(i_rec), '.2f')} | |",
+        f"| produce with Brook's kafka-producer-perf-test, acks=all idempotent (5 in flight) vs "
+        f"acks=1 (MB/s) | {fmt(bs_mb, '.1f')}{spread('single_tp_brook')} | {fmt(bc_mb, '.1f')}"
+        f"{spread('cluster_tp_brook')} | "
+        f"{fmt(bc_rec / bs_rec if bc_rec and bs_rec else None, '.2f')} | |",
         f"| end-to-end latency p50 at 10 MB/s (ms) | {fmt(sl and sl['p50'], '.1f')} | "
         f"{fmt(cl and cl['p50'], '.1f')} | | |",
         f"| end-to-end latency p99 at 10 MB/s (ms) | {fmt(sl and sl['p99'], '.1f')} | "
@@ -392,7 +481,9 @@ def render(res, load_begin, seconds):
         "",
         f"For reference, three brokers with acks=1 (RF 3): {fmt(o_rec, ',.0f')} records/s "
         f"({fmt(o_mb, '.1f')} MB/s), ratio {fmt(ratio(o_rec), '.2f')}. Successful runs: single "
-        f"{s_n}/{REPS}, cluster acks=all {a_n}/{REPS}, acks=1 {o_n}/{REPS}.",
+        f"{s_n}/{REPS}, cluster acks=all {a_n}/{REPS}, acks=all idempotent {i_n}/{REPS}, "
+        f"Brook producer single {bs_n}/{REPS} and cluster {bc_n}/{REPS}, "
+        f"acks=1 {o_n}/{REPS}.",
     ]
     if res.get("errors"):
         lines += ["", "Failures:", ""] + [f"- {e}" for e in res["errors"]]
