@@ -208,6 +208,14 @@ def produce_one(bootstrap, topic, partition, **conf):
     return result["err"]
 
 
+def create_with_tool(bootstrap, topic, partitions, replication_factor):
+    """kafka-topics --create, checking Kafka's one-line answer."""
+    p = kafka_tool("topics", "--create", "--bootstrap-server", bootstrap, "--topic", topic,
+                   "--partitions", str(partitions), "--replication-factor",
+                   str(replication_factor), check=True)
+    assert p.stdout == f"Created topic {topic}.\n"
+
+
 def describe_lines(bootstrap, topic):
     """kafka-topics --describe partition lines as {partition: {Leader, Replicas, Isr}}."""
     p = kafka_tool("topics", "--bootstrap-server", bootstrap, "--describe", "--topic", topic,
@@ -227,9 +235,7 @@ def describe_lines(bootstrap, topic):
 def test_create_rf3_spreads_leaders_and_fills_isr(cluster_factory):
     cluster = cluster_factory(3)
     topic = unique("rf3")
-    p = kafka_tool("topics", "--create", "--bootstrap-server", cluster.bootstrap, "--topic", topic,
-                   "--partitions", "6", "--replication-factor", "3", check=True)
-    assert p.stdout == f"Created topic {topic}.\n"
+    create_with_tool(cluster.bootstrap, topic, 6, 3)
 
     state = {}
 
@@ -326,9 +332,7 @@ def test_controller_kill9_elects_a_new_one_and_create_topic_works(cluster_factor
     assert new != old
 
     topic = unique("after-controller")
-    p = kafka_tool("topics", "--create", "--bootstrap-server", cluster.live_bootstrap,
-                   "--topic", topic, "--partitions", "3", "--replication-factor", "2", check=True)
-    assert p.stdout == f"Created topic {topic}.\n"
+    create_with_tool(cluster.live_bootstrap, topic, 3, 2)
     wait_for(lambda: all(s.leader in {nd.id for nd in survivors}
                          for s in cluster.describe(topic).values())
              and len(cluster.describe(topic)) == 3,
@@ -358,9 +362,7 @@ def test_broker_only_node_observes_the_quorum_and_serves_partitions(cluster_fact
     # Created through the broker-only node, which forwards to the active controller. With RF 4
     # every node holds every partition, and the four leaderships are spread one per node.
     topic = unique("broker-only")
-    p = kafka_tool("topics", "--create", "--bootstrap-server", observer.bootstrap,
-                   "--topic", topic, "--partitions", "4", "--replication-factor", "4", check=True)
-    assert p.stdout == f"Created topic {topic}.\n"
+    create_with_tool(observer.bootstrap, topic, 4, 4)
     state = wait_for(lambda: (s := cluster.describe(topic, via=observer)) and len(s) == 4
                      and all(sorted(x.isr) == [1, 2, 3, 4] for x in s.values()) and s,
                      what=f"{topic} with a full ISR as the broker-only node sees it")
@@ -391,9 +393,7 @@ def test_broker_only_node_observes_the_quorum_and_serves_partitions(cluster_fact
                    timeout=20, what=f"the broker-only node to name a controller other than {old}")
     assert new != old
     topic2 = unique("broker-only-after")
-    p = kafka_tool("topics", "--create", "--bootstrap-server", observer.bootstrap,
-                   "--topic", topic2, "--partitions", "2", "--replication-factor", "3", check=True)
-    assert p.stdout == f"Created topic {topic2}.\n"
+    create_with_tool(observer.bootstrap, topic2, 2, 3)
     wait_for(lambda: (s := cluster.describe(topic2, via=observer)) and len(s) == 2
              and all(x.leader in {nd.id for nd in cluster.live()} for x in s.values()),
              what=f"{topic2} led by live brokers, as the broker-only node sees it")
@@ -428,9 +428,7 @@ def test_dedicated_controllers_and_brokers(cluster_factory):
     wait_for(lambda: cluster.controller_id() in brokers, what="a broker named as controller")
 
     topic = unique("dedicated")
-    p = kafka_tool("topics", "--create", "--bootstrap-server", cluster.bootstrap,
-                   "--topic", topic, "--partitions", "3", "--replication-factor", "3", check=True)
-    assert p.stdout == f"Created topic {topic}.\n"
+    create_with_tool(cluster.bootstrap, topic, 3, 3)
     state = wait_for(lambda: (s := cluster.describe(topic)) and len(s) == 3
                      and all(sorted(x.isr) == brokers for x in s.values()) and s,
                      what=f"{topic} with a full ISR of the three brokers")
@@ -446,9 +444,7 @@ def test_dedicated_controllers_and_brokers(cluster_factory):
     wait_for(lambda: active_controller(cluster) not in (None, old),
              timeout=20, what=f"a new active controller after {old}")
     topic2 = unique("dedicated-after")
-    p = kafka_tool("topics", "--create", "--bootstrap-server", cluster.bootstrap,
-                   "--topic", topic2, "--partitions", "3", "--replication-factor", "3", check=True)
-    assert p.stdout == f"Created topic {topic2}.\n"
+    create_with_tool(cluster.bootstrap, topic2, 3, 3)
     wait_for(lambda: (s := cluster.describe(topic2)) and len(s) == 3
              and all(x.leader in brokers for x in s.values()),
              what=f"{topic2} led by the brokers")
@@ -494,33 +490,42 @@ def test_frozen_follower_leaves_and_rejoins_isr_and_min_isr_rejects(cluster_fact
     # is the leader's lag check (replica.lag.time.max.ms) that takes it out, not fencing.
     cluster = cluster_factory(5, replica_lag_time_max_ms=2000, broker_session_timeout_ms=30000,
                               min_insync_replicas=2)
+    # The second follower frozen below is the active controller whenever that is not node 1 (the
+    # partition's leader): the survivors' heartbeats and the leader's ISR change must then leave
+    # the frozen controller for the one the quorum elects next, within the new controller's grace.
+    controller = wait_for(lambda: active_controller(cluster), what="an active controller")
+    first = next(n for n in (2, 3, 4, 5) if n != controller)
+    second = controller if controller != 1 else next(n for n in (3, 4, 5) if n != first)
     topic = unique("isr")
-    create(cluster, topic, partitions=1, rf=3, assignment=[[1, 2, 3]])
-    cluster.wait_for_isr(topic, 0, {1, 2, 3})
+    create(cluster, topic, partitions=1, rf=3, assignment=[[1, first, second]])
+    cluster.wait_for_isr(topic, 0, {1, first, second})
     assert cluster.describe(topic)[0].leader == 1
     b = cluster.live_bootstrap
 
     with Trickle(b, topic, 0):
-        cluster.node(2).sigstop()
+        cluster.node(first).sigstop()
         t0 = time.monotonic()
-        cluster.wait_for_isr(topic, 0, {1, 3}, timeout=12)
+        cluster.wait_for_isr(topic, 0, {1, second}, timeout=12)
         shrunk = time.monotonic() - t0
-        print(f"node 2 frozen: ISR {{1, 3}} after {shrunk:.1f}s")
-        assert shrunk >= 1.5, f"node 2 left the ISR after {shrunk:.1f}s, before the 2 s lag limit"
-        cluster.node(2).sigcont()
-        cluster.wait_for_isr(topic, 0, {1, 2, 3}, timeout=20)
+        print(f"node {first} frozen: ISR {{1, {second}}} after {shrunk:.1f}s")
+        assert shrunk >= 1.5, f"node {first} left the ISR after {shrunk:.1f}s, before the 2 s lag"
+        cluster.node(first).sigcont()
+        cluster.wait_for_isr(topic, 0, {1, first, second}, timeout=20)
     assert produce_one(b, topic, 0) is None
 
     with Trickle(b, topic, 0):
-        controller = cluster.controller_id()
-        cluster.node(2).sigstop()
-        cluster.node(3).sigstop()
+        cluster.node(first).sigstop()
+        cluster.node(second).sigstop()
         t0 = time.monotonic()
         # Under the 30 s session timeout, so the lag check (not fencing) shrinks the ISR; when a
         # frozen node was the active controller the quorum first elects another.
         cluster.wait_for_isr(topic, 0, {1}, timeout=25)
-        print(f"nodes 2 and 3 frozen (controller was {controller}): ISR {{1}} after "
+        print(f"nodes {first} and {second} frozen (controller was {controller}): ISR {{1}} after "
               f"{time.monotonic() - t0:.1f}s")
+    # No live broker was fenced on the way: a new controller gives every broker three heartbeat
+    # intervals to be heard from, so the survivors' heartbeats must have left the frozen one.
+    live = {nd.id for nd in cluster.live_brokers()}
+    assert live <= set(cluster.brokers(via=cluster.node(1))), "a live broker was fenced"
     err = produce_one(cluster.live_bootstrap, topic, 0, retries=0, **{"enable.idempotence": False})
     assert err is not None and err.code() == KafkaError.NOT_ENOUGH_REPLICAS, (
         f"acks=all with ISR {{1}} and min.insync.replicas=2 gave {err!r}, "
@@ -528,11 +533,11 @@ def test_frozen_follower_leaves_and_rejoins_isr_and_min_isr_rejects(cluster_fact
     # acks=1 is still accepted by the leader.
     assert produce_one(cluster.live_bootstrap, topic, 0, acks=1) is None
 
-    cluster.node(2).sigcont()
-    cluster.wait_for_isr(topic, 0, {1, 2}, timeout=20)
+    cluster.node(first).sigcont()
+    cluster.wait_for_isr(topic, 0, {1, first}, timeout=20)
     assert produce_one(cluster.live_bootstrap, topic, 0, **{"enable.idempotence": True}) is None
-    cluster.node(3).sigcont()
-    cluster.wait_for_isr(topic, 0, {1, 2, 3}, timeout=20)
+    cluster.node(second).sigcont()
+    cluster.wait_for_isr(topic, 0, {1, first, second}, timeout=20)
     cluster.check_alive()
 
 

@@ -272,7 +272,13 @@ pub async fn call_controller(
     let payload = serde_json::to_vec(req).map_err(|e| e.to_string())?;
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let last = match quorum.forward(payload.clone()).await {
+        // The timeout bounds each attempt too: a heartbeat must not outlive its interval waiting
+        // on a controller that froze.
+        let attempt = tokio::time::timeout_at(deadline, quorum.forward(payload.clone())).await;
+        let Ok(forwarded) = attempt else {
+            return Err("the active controller did not answer in time".to_string());
+        };
+        let last = match forwarded {
             Ok(bytes) => match serde_json::from_slice::<ControllerResponse>(&bytes) {
                 Ok(ControllerResponse::Unavailable(reason)) => reason,
                 Ok(resp) => return Ok(resp),

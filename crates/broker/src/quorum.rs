@@ -1022,10 +1022,17 @@ impl Quorum {
                 let conn = conns
                     .entry(leader)
                     .or_insert_with(|| PeerConn::new(addr.clone()));
-                match conn
-                    .call(&ControllerRpc::Forward(payload.clone()), deadline - now)
-                    .await
-                {
+                let request = ControllerRpc::Forward(payload.clone());
+                // A leader that froze or died holds the call until the deadline: as soon as the
+                // quorum names another, ask that one instead (the abandoned connection goes).
+                let reply = tokio::select! {
+                    r = conn.call(&request, deadline - now) => r,
+                    _ = metrics.wait_for(|m| m.current_leader != Some(leader as NodeId)) => {
+                        tracing::debug!(leader, "forward: the leader changed meanwhile, retrying");
+                        continue;
+                    }
+                };
+                match reply {
                     Ok(ControllerReply::Forward(ForwardReply::Answer(answer))) => {
                         return Ok(answer)
                     }
@@ -1089,10 +1096,18 @@ async fn forward_from_observer(o: &Observer, payload: Vec<u8>) -> Result<Vec<u8>
         let conn = conns
             .entry(target)
             .or_insert_with(|| PeerConn::new(o.voters[&target].clone()));
-        match conn
-            .call(&ControllerRpc::Forward(payload.clone()), deadline - now)
-            .await
-        {
+        let request = ControllerRpc::Forward(payload.clone());
+        let mut leader = o.leader.subscribe();
+        // As for a voter: stop waiting on a controller the voters no longer name.
+        let reply = tokio::select! {
+            r = conn.call(&request, deadline - now) => r,
+            changed = leader.wait_for(|l| l.is_some_and(|l| l != target)) => {
+                tracing::debug!(target, "forward: the leader changed meanwhile, retrying");
+                hint = changed.ok().and_then(|l| *l);
+                continue;
+            }
+        };
+        match reply {
             Ok(ControllerReply::Forward(ForwardReply::Answer(answer))) => return Ok(answer),
             Ok(ControllerReply::Forward(ForwardReply::NotLeader { leader })) => {
                 tracing::debug!(asked = target, ?leader, "forward: not the leader, retrying");
