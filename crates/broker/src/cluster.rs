@@ -415,12 +415,11 @@ pub async fn controlled_shutdown(broker: &Broker, quorum: &Quorum) {
         broker_epoch: me.epoch,
         want_shutdown: true,
     };
-    // Bounded: when the whole cluster stops together there may be no controller left to ask.
-    let deadline = Duration::from_secs(3);
-    match tokio::time::timeout(deadline, call_controller(quorum, &req, deadline)).await {
-        Ok(Ok(_)) => tracing::info!("controlled shutdown: leadership moved away"),
-        Ok(Err(e)) => tracing::warn!(error = %e, "controlled shutdown failed; stopping anyway"),
-        Err(_) => tracing::warn!("controlled shutdown: no controller answered; stopping anyway"),
+    // Bounded (call_controller's timeout covers the whole call): when the whole cluster stops
+    // together there may be no controller left to ask.
+    match call_controller(quorum, &req, Duration::from_secs(3)).await {
+        Ok(_) => tracing::info!("controlled shutdown: leadership moved away"),
+        Err(e) => tracing::warn!(error = %e, "controlled shutdown failed; stopping anyway"),
     }
 }
 

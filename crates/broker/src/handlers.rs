@@ -525,9 +525,7 @@ fn produce(broker: &Arc<Broker>, r: ProduceRequest, version: i16) -> Option<Prod
     }
     // acks=-1: wait until the ISR has the records, at most the request's timeout.
     let deadline = tokio::time::Instant::now() + Duration::from_millis(r.timeout_ms.max(0) as u64);
-    Some(Box::pin(async move {
-        await_produce(responses, waiters, deadline).await
-    }))
+    Some(Box::pin(await_produce(responses, waiters, deadline)))
 }
 
 async fn await_produce(

@@ -565,6 +565,23 @@ impl Inner {
     }
 }
 
+/// The controller listener address of each voter, checked: ids are non-negative and distinct.
+fn voter_addrs(voters: &[(i32, String, u16)]) -> Result<BTreeMap<i32, String>, QuorumError> {
+    let mut addrs = BTreeMap::new();
+    for (id, host, port) in voters {
+        if *id < 0 {
+            return Err(QuorumError::Config(format!("voter id {id} is negative")));
+        }
+        if addrs
+            .insert(*id, crate::peer::socket_addr(host, *port as i32))
+            .is_some()
+        {
+            return Err(QuorumError::Config(format!("voter {id} is listed twice")));
+        }
+    }
+    Ok(addrs)
+}
+
 /// A broker-only node's view of the quorum (see the module doc).
 struct Observer {
     node_id: i32,
@@ -578,15 +595,19 @@ struct Observer {
     task: StdMutex<Option<tokio::task::JoinHandle<()>>>,
 }
 
+impl Observer {
+    /// The voter to ask and its address: `hint` when it names a voter, else the `next`-th in
+    /// turn (`None` only without voters, which [`Quorum::observe`] refuses).
+    fn target(&self, hint: Option<i32>, next: usize) -> Option<(i32, String)> {
+        hint.and_then(|l| self.voters.get_key_value(&l))
+            .or_else(|| self.voters.iter().nth(next % self.voters.len().max(1)))
+            .map(|(id, addr)| (*id, addr.clone()))
+    }
+}
+
 /// Keeps an observer's image current: long-polls the active controller (any voter while none is
 /// known) for images past the one it holds.
 async fn observe(observer: Weak<Observer>, mut stop: watch::Receiver<bool>) {
-    let Some(ids) = observer
-        .upgrade()
-        .map(|o| o.voters.keys().copied().collect::<Vec<_>>())
-    else {
-        return;
-    };
     let mut conns: BTreeMap<i32, PeerConn> = BTreeMap::new();
     let mut next = 0usize;
     loop {
@@ -595,12 +616,10 @@ async fn observe(observer: Weak<Observer>, mut stop: watch::Receiver<bool>) {
         }
         let Some(o) = observer.upgrade() else { return };
         let after = o.applied.borrow().unwrap_or(0);
-        let target = o
-            .leader
-            .borrow()
-            .filter(|l| o.voters.contains_key(l))
-            .unwrap_or(ids[next % ids.len()]);
-        let addr = o.voters[&target].clone();
+        let leader = *o.leader.borrow();
+        let Some((target, addr)) = o.target(leader, next) else {
+            return;
+        };
         drop(o);
         let conn = conns.entry(target).or_insert_with(|| PeerConn::new(addr));
         let request = ControllerRpc::FetchImage { after };
@@ -669,18 +688,7 @@ impl Quorum {
         forward: ForwardFn,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Quorum, QuorumError> {
-        let mut addrs = BTreeMap::new();
-        for (id, host, port) in &voters {
-            if *id < 0 {
-                return Err(QuorumError::Config(format!("voter id {id} is negative")));
-            }
-            if addrs
-                .insert(*id, crate::peer::socket_addr(host, *port as i32))
-                .is_some()
-            {
-                return Err(QuorumError::Config(format!("voter {id} is listed twice")));
-            }
-        }
+        let addrs = voter_addrs(&voters)?;
         if !addrs.contains_key(&node_id) {
             return Err(QuorumError::Config(format!(
                 "node.id {node_id} is not one of the controller.quorum.voters {:?}",
@@ -759,15 +767,7 @@ impl Quorum {
         voters: Vec<(i32, String, u16)>,
         shutdown: watch::Receiver<bool>,
     ) -> Result<Quorum, QuorumError> {
-        let mut addrs = BTreeMap::new();
-        for (id, host, port) in &voters {
-            if addrs
-                .insert(*id, crate::peer::socket_addr(host, *port as i32))
-                .is_some()
-            {
-                return Err(QuorumError::Config(format!("voter {id} is listed twice")));
-            }
-        }
+        let addrs = voter_addrs(&voters)?;
         if addrs.is_empty() {
             return Err(QuorumError::Config("no controller.quorum.voters".into()));
         }
@@ -1081,7 +1081,6 @@ enum WeakNode {
 /// turn, following their hints.
 async fn forward_from_observer(o: &Observer, payload: Vec<u8>) -> Result<Vec<u8>, QuorumError> {
     let deadline = Instant::now() + REQUEST_DEADLINE;
-    let ids: Vec<i32> = o.voters.keys().copied().collect();
     let mut conns: BTreeMap<i32, PeerConn> = BTreeMap::new();
     let mut hint = *o.leader.borrow();
     let mut next = 0usize;
@@ -1090,12 +1089,10 @@ async fn forward_from_observer(o: &Observer, payload: Vec<u8>) -> Result<Vec<u8>
         if now >= deadline {
             return Err(QuorumError::Timeout);
         }
-        let target = hint
-            .filter(|l| o.voters.contains_key(l))
-            .unwrap_or(ids[next % ids.len()]);
-        let conn = conns
-            .entry(target)
-            .or_insert_with(|| PeerConn::new(o.voters[&target].clone()));
+        let Some((target, addr)) = o.target(hint, next) else {
+            return Err(QuorumError::Config("no controller.quorum.voters".into()));
+        };
+        let conn = conns.entry(target).or_insert_with(|| PeerConn::new(addr));
         let request = ControllerRpc::Forward(payload.clone());
         let mut leader = o.leader.subscribe();
         // As for a voter: stop waiting on a controller the voters no longer name.
