@@ -14,7 +14,10 @@
 //!
 //! # Files of a partition directory
 //! * `<base>.log`, `<base>.index`, `<base>.timeindex`: Kafka's segment layout. Index files hold
-//!   exactly their entries (not preallocated).
+//!   exactly their entries (not preallocated). A log file's length is always its batches; an
+//!   active segment past 4 MiB reserves disk past its end (`fallocate` with KEEP_SIZE, as much
+//!   as it holds, at most 64 MiB) so that fast writes skip per-block allocation, and gives it
+//!   back when sealed, closed, or recovered after a crash.
 //! * `leader-epoch-checkpoint`: Kafka's text format (`0`, count, `epoch startOffset` lines).
 //! * `brook-partition-state`: JSON `{"version":1,"log_start_offset":..,"recovery_point":..,
 //!   "clean_shutdown":bool}`, replaced atomically (temp file, fsync, rename, directory fsync).

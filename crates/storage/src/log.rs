@@ -165,6 +165,12 @@ impl Log {
                 break;
             }
         }
+        if !clean {
+            // The active segment may have disk reserved past its end from before the crash.
+            if let Some(active) = segments.last_mut() {
+                active.release_reserved_space(true)?;
+            }
+        }
         let state_start = state.map_or(0, |s| s.log_start_offset);
         if segments.is_empty() {
             segments.push(Segment::create(dir, state_start.max(0))?);
@@ -492,11 +498,9 @@ impl Log {
                 break;
             }
         }
-        let mut out = vec![0u8; total];
-        let mut at = 0;
+        let mut out = Vec::with_capacity(total);
         for (seg, start, len) in ranges {
-            seg.read_exact_at(&mut out[at..at + len], start)?;
-            at += len;
+            seg.read_into(&mut out, start, len)?;
         }
         Ok(Bytes::from(out))
     }
@@ -768,6 +772,7 @@ impl Log {
     /// Flushes, snapshots producer state and marks the shutdown clean, so that the next open
     /// skips the CRC scan.
     pub fn close(mut self) -> Result<(), StorageError> {
+        self.active_mut().release_reserved_space(false)?;
         self.flush_segments()?;
         let leo = self.log_end_offset();
         self.producers.write_snapshot(&self.dir, leo)?;

@@ -55,6 +55,9 @@ pub(crate) struct Segment {
     log: File,
     /// Bytes of whole batches in the log file.
     pub size: u64,
+    /// End of the disk space reserved for the log file (`size` when nothing is reserved past it;
+    /// see [`Segment::append`]).
+    allocated: u64,
     /// Offset after the last batch (`base_offset` when empty).
     pub next_offset: i64,
     pub offset_index: IndexFile<OffsetEntry>,
@@ -67,6 +70,32 @@ pub(crate) struct Segment {
     /// Wall-clock time of the first append since the segment was created or opened, for
     /// `segment.ms`.
     pub first_append_ms: Option<i64>,
+}
+
+/// A segment reserves disk space ahead of its writes once it holds this much, so that a
+/// partition written at a high rate does not pay the filesystem's block allocation per write...
+const PREALLOCATE_FROM: u64 = 4 << 20;
+/// ...reserving as much again as it holds, at most this much: a segment never has more than
+/// this reserved past its end, and gives it back when it is sealed or the log closed.
+const PREALLOCATE_AHEAD_MAX: u64 = 64 << 20;
+
+/// Reserves `len` bytes of disk from `offset` without changing the file's length.
+#[cfg(target_os = "linux")]
+fn reserve(file: &File, offset: u64, len: u64) -> io::Result<()> {
+    use std::os::fd::AsRawFd;
+    let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+        return Err(io::ErrorKind::InvalidInput.into());
+    };
+    // SAFETY: fallocate on an open descriptor we own; KEEP_SIZE leaves the visible length alone.
+    match unsafe { libc::fallocate(file.as_raw_fd(), libc::FALLOC_FL_KEEP_SIZE, offset, len) } {
+        0 => Ok(()),
+        _ => Err(io::Error::last_os_error()),
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn reserve(_file: &File, _offset: u64, _len: u64) -> io::Result<()> {
+    Err(io::ErrorKind::Unsupported.into())
 }
 
 fn open_log(path: &Path, create: bool) -> io::Result<File> {
@@ -88,6 +117,7 @@ impl Segment {
             log,
             log_path,
             size: 0,
+            allocated: 0,
             next_offset: base_offset,
             offset_index: IndexFile::create(&segment_file(dir, base_offset, "index"))?,
             time_index: IndexFile::create(&segment_file(dir, base_offset, "timeindex"))?,
@@ -137,6 +167,7 @@ impl Segment {
             log,
             log_path,
             size,
+            allocated: size,
             next_offset: base_offset,
             offset_index,
             time_index,
@@ -255,6 +286,7 @@ impl Segment {
         if truncated {
             self.log.set_len(pos)?;
             self.size = pos;
+            self.allocated = pos;
         }
         self.offset_index.rewrite(offsets)?;
         self.time_index = times;
@@ -327,9 +359,20 @@ impl Segment {
                 "segment would exceed 4 GiB".to_string(),
             ));
         }
+        let end = self.size + data.len() as u64;
+        if end > self.allocated && end >= PREALLOCATE_FROM {
+            // Best effort: without the reservation the write allocates as it goes.
+            let target = end + end.min(PREALLOCATE_AHEAD_MAX);
+            self.allocated = match reserve(&self.log, self.size, target - self.size) {
+                Ok(()) => target,
+                // Not supported here, or the disk is nearly full: stop trying for this segment.
+                Err(_) => u64::MAX,
+            };
+        }
         if let Err(e) = self.log.write_all(data) {
             // Do not leave a torn batch behind.
             let _ = self.log.set_len(self.size);
+            self.allocated = self.size;
             return Err(e.into());
         }
         let mut pos = self.size;
@@ -373,14 +416,14 @@ impl Segment {
     }
 
     pub fn read_bytes(&self, pos: u64, len: usize) -> io::Result<Vec<u8>> {
-        let mut buf = vec![0u8; len];
-        self.read_exact_at(&mut buf, pos)?;
+        let mut buf = Vec::new();
+        self.read_into(&mut buf, pos, len)?;
         Ok(buf)
     }
 
-    /// Fills `buf` from position `pos` of the segment's log file.
-    pub fn read_exact_at(&self, buf: &mut [u8], pos: u64) -> io::Result<()> {
-        self.log.read_exact_at(buf, pos)
+    /// Appends `len` bytes from position `pos` of the segment's log file to `out`.
+    pub fn read_into(&self, out: &mut Vec<u8>, pos: u64, len: usize) -> io::Result<()> {
+        crate::fsutil::read_exact_at_into(&self.log, out, pos, len)
     }
 
     /// Removes every batch whose last offset is `>= offset` (a batch straddling `offset` goes
@@ -389,18 +432,31 @@ impl Segment {
         if let Some((pos, _)) = self.find(offset)? {
             self.log.set_len(pos)?;
             self.size = pos;
+            self.allocated = pos;
             self.rebuild(index_interval, &mut |_| {})?;
         }
         Ok(())
     }
 
-    /// Called when the segment stops being the active one: final time index entry and fsync.
+    /// Called when the segment stops being the active one: final time index entry, the disk
+    /// reserved past its end given back, and fsync.
     pub fn seal(&mut self) -> io::Result<()> {
         if self.max_timestamp >= 0 {
             self.time_index
                 .maybe_append(self.max_timestamp, self.rel(self.offset_of_max_timestamp))?;
         }
+        self.release_reserved_space(false)?;
         self.flush()
+    }
+
+    /// Gives back the disk reserved past the log's end (cutting a file to its own length frees
+    /// its blocks past the end). After a crash the reservation is unknown, so `force` cuts anyway.
+    pub fn release_reserved_space(&mut self, force: bool) -> io::Result<()> {
+        if force || self.allocated > self.size {
+            self.log.set_len(self.size)?;
+            self.allocated = self.size;
+        }
+        Ok(())
     }
 
     pub fn flush(&self) -> io::Result<()> {
@@ -417,6 +473,7 @@ impl Segment {
     pub fn reopen_log(&mut self) -> io::Result<()> {
         self.log = open_log(&self.log_path, false)?;
         self.size = self.log.metadata()?.len();
+        self.allocated = self.size;
         Ok(())
     }
 
