@@ -113,14 +113,14 @@ fn main() -> anyhow::Result<()> {
 /// reads) back to the kernel after each use. By default a freed buffer at the top of a heap is
 /// trimmed once 2 MiB are free there, so the next request's buffer page-faults every page in
 /// again (about 10% of a replication leader's CPU, more on VMs whose hypervisor reclaims freed
-/// pages). Up to 128 MiB of free heap is kept for reuse instead; buffers up to 32 MiB come from
+/// pages). Up to 32 MiB of free heap is kept for reuse instead; buffers up to 32 MiB come from
 /// the heap rather than their own mapping.
 fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes glibc's allocation thresholds; called before any thread starts.
     unsafe {
         libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 32 << 20);
     }
 }
 
