@@ -8,8 +8,8 @@
 //! min(leader's, own log end offset). Errors that need a new image (fenced or unknown epoch, not
 //! the leader) park the partition for a backoff; the next image re-adds it. Every log change is
 //! applied only while the partition's role generation is the one the fetcher started with;
-//! appends run on the fetcher's task, as the leader's produce path appends, and truncations on
-//! the blocking pool.
+//! appends run on the fetcher's task, as the leader's produce path appends, and truncations and
+//! appends that roll a segment (both fsync) on the blocking pool.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -282,7 +282,7 @@ fn change_log<T>(
     }
 }
 
-/// [`change_log`] on the blocking pool, for truncations (they delete files and sync).
+/// [`change_log`] on the blocking pool, for changes that delete files or fsync.
 async fn with_log<T: Send + 'static>(
     p: &Arc<Partition>,
     generation: u64,
@@ -468,12 +468,24 @@ async fn fetch(
             match d.error_code {
                 0 => {
                     let records = d.records.unwrap_or_default();
+                    let records_len = records.len();
                     let (leader_hw, leader_start) = (d.high_watermark, d.log_start_offset);
+                    let apply = move |p: &Partition, log: &mut brook_storage::Log| {
+                        append(p, log, offset, &records, leader_hw, leader_start)
+                    };
                     // Inline, as the leader's produce path appends: a hop to the blocking pool
                     // per fetch cost the follower about a fifth of its CPU in thread wake-ups.
-                    let leo = change_log(&e.partition, e.generation, |p, log| {
-                        append(p, log, offset, &records, leader_hw, leader_start)
-                    });
+                    // A roll fsyncs the sealed segment, which may take long: that one goes to
+                    // the blocking pool.
+                    let may_roll = e
+                        .partition
+                        .log()
+                        .append_may_roll(records_len, crate::state::now_ms());
+                    let leo = if may_roll {
+                        with_log(&e.partition, e.generation, apply).await
+                    } else {
+                        change_log(&e.partition, e.generation, apply)
+                    };
                     match leo {
                         Some(Some(leo)) => shared.update(&key, e.generation, |e| {
                             e.phase = Phase::Fetching { offset: leo }

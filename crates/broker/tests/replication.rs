@@ -193,6 +193,11 @@ struct Cluster {
 
 /// Three brokers, a topic of one partition on all three (leader 0, min.insync.replicas=2).
 async fn cluster() -> Cluster {
+    cluster_with(&[]).await
+}
+
+/// [`cluster`] with more topic configs.
+async fn cluster_with(topic_configs: &[(&str, &str)]) -> Cluster {
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut nodes = Vec::new();
     for (i, d) in dirs.iter().enumerate() {
@@ -222,10 +227,13 @@ async fn cluster() -> Cluster {
             )]),
         },
     );
-    image.configs.insert(
-        ConfigResource::Topic(TOPIC.into()),
-        BTreeMap::from([("min.insync.replicas".to_string(), "2".to_string())]),
-    );
+    let mut configs = BTreeMap::from([("min.insync.replicas".to_string(), "2".to_string())]);
+    for (k, v) in topic_configs {
+        configs.insert(k.to_string(), v.to_string());
+    }
+    image
+        .configs
+        .insert(ConfigResource::Topic(TOPIC.into()), configs);
     let ctl = Controller::new(image);
     for n in &nodes {
         ctl.attach(n);
@@ -393,6 +401,39 @@ async fn acks_all_is_answered_only_once_every_isr_member_has_the_records() {
             .all(|n| n.broker.partition(TOPIC, 0).unwrap().high_watermark() == 10)
     })
     .await;
+}
+
+/// Followers append on their fetcher's task, but an append that rolls a segment (and fsyncs the
+/// sealed one) goes to the blocking pool: either way the replicas end up identical, segment by
+/// segment.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn followers_roll_segments_as_the_leader_does() {
+    let c = cluster_with(&[("segment.bytes", "1024")]).await;
+    let value = "x".repeat(300);
+    for i in 0..20 {
+        let r = produce(&c.nodes[0], -1, &value).await;
+        assert_eq!((r.error_code, r.base_offset), (0, i));
+    }
+    all_identical(&c, 20).await;
+    let segments = |n: &Node| {
+        n.broker
+            .partition(TOPIC, 0)
+            .unwrap()
+            .log()
+            .segment_base_offsets()
+    };
+    let leader = segments(&c.nodes[0]);
+    assert!(leader.len() >= 5, "the leader rolled only {leader:?}");
+    for n in &c.nodes[1..] {
+        // A follower rolls where its appends cross the size (its fetches may carry several
+        // batches), so its boundaries need not match the leader's, but it rolls as often.
+        assert!(
+            segments(n).len() >= leader.len() / 2,
+            "broker {} rolled only {:?} (leader {leader:?})",
+            n.id,
+            segments(n)
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -341,6 +341,13 @@ impl Log {
                 || last_offset - a.base_offset > i32::MAX as i64)
     }
 
+    /// Whether appending `bytes` now may roll the active segment (by size or `segment.ms`), which
+    /// fsyncs the segment it seals: callers that must not block for that long can move such an
+    /// append to a thread that may.
+    pub fn append_may_roll(&self, bytes: usize, now_ms: i64) -> bool {
+        self.should_roll(bytes as u64, self.log_end_offset(), now_ms)
+    }
+
     /// Makes a new active segment starting at `base` (>= the log end offset). An empty active
     /// segment is replaced rather than kept.
     pub(crate) fn roll_to(&mut self, base: i64) -> Result<(), StorageError> {

@@ -916,3 +916,35 @@ fn disk_reserved_ahead_of_a_busy_segment_is_invisible_and_given_back() {
         "reservation survived a clean close"
     );
 }
+
+#[test]
+fn append_may_roll_says_when_the_next_append_rolls_by_size_or_age() {
+    let (_d, _dir, mut log) = tmp_log(LogConfig {
+        segment_ms: 60_000,
+        ..small(200, 4096)
+    });
+    // An empty active segment never rolls.
+    assert!(!log.append_may_roll(10_000, 1_000));
+    append_one(&mut log, 1_000);
+    let size = log.segments.last().unwrap().size as usize;
+    assert!(!log.append_may_roll(200 - size, 1_000));
+    assert!(log.append_may_roll(200 - size + 1, 1_000));
+    // segment.ms counts from the segment's first append.
+    assert!(log.append_may_roll(1, i64::MAX));
+    let bases = log.segment_base_offsets();
+    let mut b = build_batch(
+        0,
+        1_000,
+        &[SimpleRecord {
+            key: None,
+            value: Some(&[0u8; 200]),
+            headers: &[],
+        }],
+    );
+    log.append_as_leader(&mut b, 0, 1_000).unwrap();
+    assert_eq!(
+        log.segment_base_offsets().len(),
+        bases.len() + 1,
+        "the predicted roll happened"
+    );
+}
