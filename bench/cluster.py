@@ -27,17 +27,19 @@ broker.heartbeat.interval.ms=500), and a single broker as the baseline, measured
         does, measures the idempotent case without that limit (and its acks=1 single-broker
         figure is its baseline).
 
-        The page cache is filled first (a file of MemFree minus 1 GiB, written and synced;
-        BENCH_COLD=1 skips it): on this VM, freed memory goes back to the host within seconds
-        (virtio-balloon free page reporting), and the first write into such a page costs about
-        1.7 s of CPU per GB, several times a write into a page the guest recycles. A broker host
-        in steady state has a full page cache and recycles; without the filler every figure
-        drifts with the VM's memory state (up to 3x between runs), and RF 3, which writes three
-        times the bytes, pays three times the penalty. One warm-up round (WARMUP=1) runs every
-        series once before the measured ones and is not counted: the first writes after the filler
-        make the kernel start reclaiming its pages, and ran at a third of the later speed. Both setups run side by side and their runs
-        alternate, so that neither gets a quieter machine or a warmer page cache: on this VM a
-        write into a fresh page costs several times a write into a recycled one.
+        Memory is prepared first (BENCH_COLD=1 skips it): a file in /dev/shm takes all but
+        12 GiB, and a file on disk written and synced fills all but 2 GiB of the rest with clean
+        page cache; one warm-up round (WARMUP=1) then runs every series once, uncounted. After it
+        the page cache is full and recycles its pages, as on a broker host in steady state. On
+        this VM freed memory goes back to the host within seconds (virtio-balloon free page
+        reporting), and the first write into such a page costs about 1.7 s of CPU per GB, several
+        times a write into a page the guest recycles; without this every figure drifts with the
+        VM's memory state (up to 3x between runs), and RF 3, which writes three times the bytes,
+        pays three times the penalty. The 12 GiB matter: the kernel's dirty-page limits are a
+        share of the memory that can hold page cache (20%, writeback from 10%), and with only
+        4 GiB left a replicated run's 1.2 GB of writes was throttled to the disk's speed while the
+        single broker's 0.4 GB was not. Both setups run side by side and their runs alternate, so
+        that neither gets a quieter machine or a warmer page cache.
   (ii)  end-to-end latency at 10 MB/s (10,000 records/s of 1,000 B for 10 s, linger.ms=1): the
         producer writes CLOCK_MONOTONIC into each record, a consumer in another process subtracts
         it from its receive time; p50/p99/max after a 1 s warm-up. Single broker acks=1 and three
@@ -292,12 +294,11 @@ def median(xs):
     return statistics.median(xs) if xs else None
 
 
-def fill_page_cache(path, keep_free_disk):
-    """Writes clean page cache until about 1 GiB of memory is left free (see the module doc),
-    leaving `keep_free_disk` bytes of disk for the runs."""
+def fill_clean_cache(path, leave):
+    """Writes and syncs a file until `leave` bytes of memory are free (see the module doc)."""
     free_kb = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemFree:"))
     disk = os.statvfs(path.parent)
-    size = min(free_kb * 1024 - (1 << 30), disk.f_bavail * disk.f_frsize - keep_free_disk)
+    size = min(free_kb * 1024 - leave, disk.f_bavail * disk.f_frsize - (40 << 30))
     if size <= 0:
         return 0
     chunk = bytes(1 << 20)
@@ -305,6 +306,21 @@ def fill_page_cache(path, keep_free_disk):
         for _ in range(size >> 20):
             f.write(chunk)
     os.sync()
+    return size
+
+
+def occupy_memory(path, leave):
+    """Fills a tmpfs file until `leave` bytes of memory are available (see the module doc)."""
+    avail_kb = next(int(l.split()[1]) for l in open("/proc/meminfo")
+                    if l.startswith("MemAvailable:"))
+    shm = os.statvfs(path.parent)
+    size = min(avail_kb * 1024 - leave, shm.f_bavail * shm.f_frsize - (256 << 20))
+    if size <= 0:
+        return 0
+    chunk = bytes(1 << 20)
+    with open(path, "wb") as f:
+        for _ in range(size >> 20):
+            f.write(chunk)
     return size
 
 
@@ -317,17 +333,15 @@ def main():
     res = {}
 
     single = cluster = None
-    filler = tmp / "page-cache-filler"
+    filler = Path("/dev/shm") / f"brook-bench-filler-{os.getpid()}"
+    cache_filler = tmp / "page-cache-filler"
     try:
-        if os.environ.get("BENCH_COLD") != "1":
+        if os.environ.get("BENCH_COLD") != "1" and filler.parent.is_dir():
             t = time.monotonic()
-            # Every run's data stays until the end: per round one single-broker run of each
-            # producer and three replicated cluster runs, then the acks=1 runs.
-            run_bytes = THROUGHPUT_RECORDS * RECORD
-            rounds = REPS + int(os.environ.get("WARMUP", "1"))
-            need = rounds * (2 + 3 * 3) * run_bytes + REPS * 3 * run_bytes + (4 << 30)
-            res["filler_gb"] = fill_page_cache(filler, need) / (1 << 30)
-            log(f"page cache filled with {res['filler_gb']:.1f} GiB in {time.monotonic() - t:.0f} s")
+            res["filler_gb"] = occupy_memory(filler, 12 << 30) / (1 << 30)
+            res["cache_gb"] = fill_clean_cache(cache_filler, 2 << 30) / (1 << 30)
+            log(f"{res['filler_gb']:.1f} GiB of memory occupied, {res['cache_gb']:.1f} GiB of "
+                f"clean page cache, in {time.monotonic() - t:.0f} s")
         single = Broker(tmp / "single", {"group.initial.rebalance.delay.ms": "0"}).start()
         cluster = Cluster(3, tmp / "cluster", min_insync_replicas=2)
         log("throughput: single broker acks=1 and three brokers acks=all (RF 3, "
@@ -387,6 +401,7 @@ def main():
         if cluster is not None:
             cluster.close()
         filler.unlink(missing_ok=True)
+        cache_filler.unlink(missing_ok=True)
 
     report = render(res, load_begin, time.monotonic() - t_begin)
     (ROOT / "bench" / "cluster.md").write_text(report)
@@ -450,8 +465,9 @@ def render(res, load_begin, seconds):
         "broker+controller nodes with broker.session.timeout.ms=3000 and "
         "broker.heartbeat.interval.ms=500 (`brook dev-cluster`'s settings); medians of "
         f"{REPS} runs. "
-        + (f"Page cache filled first ({res['filler_gb']:.1f} GiB; see the script's doc)."
-           if res.get("filler_gb") else "Page cache not filled first (BENCH_COLD=1)."),
+        + (f"Memory prepared first ({res['filler_gb']:.1f} GiB in /dev/shm, "
+           f"{res.get('cache_gb', 0):.1f} GiB of clean page cache; see the script's doc)."
+           if res.get("filler_gb") else "Memory not occupied first (BENCH_COLD=1)."),
         "",
         "| measurement | single broker, acks=1, RF 1 | 3 brokers, acks=all, RF 3 | ratio | target |",
         "|---|---|---|---|---|",
