@@ -477,6 +477,9 @@ fn produce(broker: &Arc<Broker>, r: ProduceRequest, version: i16) -> Option<Prod
                         out.log_append_time_ms = info.log_append_time;
                         out.log_start_offset = info.log_start_offset;
                         let leo = log.log_end_offset();
+                        if log.has_pending_flush() {
+                            broker.flush_wanted.notify_one();
+                        }
                         drop(log);
                         partition.on_leader_append(leo);
                         appended = true;

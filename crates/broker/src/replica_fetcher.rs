@@ -9,7 +9,7 @@
 //! the leader) park the partition for a backoff; the next image re-adds it. Every log change is
 //! applied only while the partition's role generation is the one the fetcher started with;
 //! appends run on the fetcher's task, as the leader's produce path appends, and truncations and
-//! appends that roll a segment (both fsync) on the blocking pool.
+//! appends that roll a segment (both create or delete files and fsync) on the blocking pool.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
@@ -475,8 +475,8 @@ async fn fetch(
                     };
                     // Inline, as the leader's produce path appends: a hop to the blocking pool
                     // per fetch cost the follower about a fifth of its CPU in thread wake-ups.
-                    // A roll fsyncs the sealed segment, which may take long: that one goes to
-                    // the blocking pool.
+                    // A roll creates files and fsyncs the directory and small state files, which
+                    // can wait on the filesystem's journal: that one goes to the blocking pool.
                     let may_roll = e
                         .partition
                         .log()
@@ -487,9 +487,14 @@ async fn fetch(
                         change_log(&e.partition, e.generation, apply)
                     };
                     match leo {
-                        Some(Some(leo)) => shared.update(&key, e.generation, |e| {
-                            e.phase = Phase::Fetching { offset: leo }
-                        }),
+                        Some(Some((leo, pending_flush))) => {
+                            if pending_flush {
+                                broker.flush_wanted.notify_one();
+                            }
+                            shared.update(&key, e.generation, |e| {
+                                e.phase = Phase::Fetching { offset: leo }
+                            })
+                        }
                         Some(None) => {}
                         None => shared.delay(&key, e.generation),
                     }
@@ -508,7 +513,7 @@ async fn fetch(
 }
 
 /// Appends what the leader sent at `offset`; returns the new log end offset (None when the log
-/// moved meanwhile).
+/// moved meanwhile) and whether a roll left a segment to flush.
 fn append(
     p: &Partition,
     log: &mut brook_storage::Log,
@@ -516,7 +521,7 @@ fn append(
     records: &Bytes,
     leader_hw: i64,
     leader_start: i64,
-) -> Result<Option<i64>, brook_storage::StorageError> {
+) -> Result<Option<(i64, bool)>, brook_storage::StorageError> {
     if !records.is_empty() {
         if log.log_end_offset() > offset {
             return Ok(None);
@@ -529,7 +534,7 @@ fn append(
         log.delete_records_before(leader_start.min(leo))?;
     }
     p.set_high_watermark(follower_high_watermark(leader_hw, leo));
-    Ok(Some(leo))
+    Ok(Some((leo, log.has_pending_flush())))
 }
 
 /// Kafka's `handleOutOfRangeError`: behind the leader's log start, restart there; ahead of the

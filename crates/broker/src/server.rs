@@ -259,6 +259,23 @@ pub async fn run(server: BoundServer, shutdown: impl Future<Output = ()>) {
         })
     };
 
+    // Segments sealed by a roll are fsynced here, off the produce and replication paths.
+    let flusher = {
+        let broker = broker.clone();
+        let mut stop = stop_rx.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = broker.flush_wanted.notified() => {
+                        let b = broker.clone();
+                        let _ = tokio::task::spawn_blocking(move || b.flush_rolled_segments()).await;
+                    }
+                    _ = stop.changed() => break,
+                }
+            }
+        })
+    };
+
     let group_timers = crate::groups::spawn_timers(broker.clone(), stop_rx.clone());
 
     let mut cluster_tasks = Vec::new();
@@ -335,6 +352,7 @@ pub async fn run(server: BoundServer, shutdown: impl Future<Output = ()>) {
     let _ = stop_tx.send(true);
     limit.close();
     let _ = maintenance.await;
+    let _ = flusher.await;
     let _ = group_timers.await;
     let _ = isr_check.await;
     for t in cluster_tasks {

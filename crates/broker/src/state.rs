@@ -168,6 +168,8 @@ pub struct Broker {
     partitions: RwLock<HashMap<(String, i32), Arc<Partition>>>,
     /// Woken on every append, so long-polling fetches re-check their partitions.
     pub data_arrived: Notify,
+    /// Woken when a roll left a sealed segment to fsync (see [`Broker::flush_rolled_segments`]).
+    pub(crate) flush_wanted: Notify,
     /// The group coordinator (consumer groups and committed offsets).
     pub groups: GroupService,
     /// Incremental fetch sessions (KIP-227).
@@ -241,6 +243,7 @@ impl Broker {
             image: RwLock::new(Arc::new(MetadataImage::default())),
             partitions: RwLock::new(HashMap::new()),
             data_arrived: Notify::new(),
+            flush_wanted: Notify::new(),
             groups: GroupService::new(config.coordinator),
             fetch_sessions: Mutex::new(FetchSessionCache::new(config.fetch_session_cache_slots)),
             config,
@@ -715,6 +718,29 @@ impl Broker {
             let mut log = p.log();
             if let Err(e) = log.run_maintenance(now) {
                 tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "log maintenance failed");
+            }
+        }
+        self.flush_rolled_segments();
+    }
+
+    /// Fsyncs the segments that rolls sealed, without holding any log's lock meanwhile, and moves
+    /// each log's recovery point past them (Kafka's flush after roll). Blocking.
+    pub fn flush_rolled_segments(&self) {
+        for p in self.all_partitions() {
+            let pending = match p.log().pending_flush() {
+                Ok(Some(pending)) => pending,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "cannot prepare the flush of rolled segments");
+                    continue;
+                }
+            };
+            let done = pending
+                .run()
+                .map_err(brook_storage::StorageError::from)
+                .and_then(|()| p.log().complete_flush(&pending));
+            if let Err(e) = done {
+                tracing::warn!(topic = %p.topic, partition = p.index, error = %e, "flushing rolled segments failed");
             }
         }
     }

@@ -403,9 +403,9 @@ async fn acks_all_is_answered_only_once_every_isr_member_has_the_records() {
     .await;
 }
 
-/// Followers append on their fetcher's task, but an append that rolls a segment (and fsyncs the
-/// sealed one) goes to the blocking pool: either way the replicas end up identical, segment by
-/// segment.
+/// Followers append on their fetcher's task, but an append that rolls a segment goes to the
+/// blocking pool: either way the replicas end up identical, and every broker's flusher fsyncs the
+/// sealed segments and moves its recovery point past them.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn followers_roll_segments_as_the_leader_does() {
     let c = cluster_with(&[("segment.bytes", "1024")]).await;
@@ -434,6 +434,15 @@ async fn followers_roll_segments_as_the_leader_does() {
             segments(n)
         );
     }
+    eventually("every replica flushed its sealed segments", || {
+        c.nodes.iter().all(|n| {
+            let p = n.broker.partition(TOPIC, 0).unwrap();
+            let log = p.log();
+            let bases = log.segment_base_offsets();
+            !log.has_pending_flush() && log.recovery_point() >= bases[bases.len() - 1]
+        })
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

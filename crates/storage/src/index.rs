@@ -141,6 +141,10 @@ impl<E: Entry> IndexFile<E> {
         self.file.sync_all()
     }
 
+    pub fn try_clone_file(&self) -> io::Result<File> {
+        self.file.try_clone()
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

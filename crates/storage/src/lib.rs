@@ -22,7 +22,10 @@
 //! * `brook-partition-state`: JSON `{"version":1,"log_start_offset":..,"recovery_point":..,
 //!   "clean_shutdown":bool}`, replaced atomically (temp file, fsync, rename, directory fsync).
 //!   `clean_shutdown` is set by [`Log::close`] and cleared by [`Log::open`]; the recovery point is
-//!   the offset below which everything is known to be fsynced.
+//!   the offset below which everything is known to be fsynced. A roll does not fsync the segment
+//!   it seals: as Kafka flushes after a roll in the background, the caller takes
+//!   [`Log::pending_flush`], fsyncs it without holding the log and reports it with
+//!   [`Log::complete_flush`], which moves the recovery point.
 //! * `<offset>.snapshot`: producer state as of that offset, Brook's JSON (see `producer.rs`).
 //! * `*.cleaned`, `*.swap`, `*.deleted`, `*.tmp`: temporaries, deleted at open.
 //!
@@ -52,7 +55,7 @@ mod tests;
 use bytes::Bytes;
 
 pub use error::StorageError;
-pub use log::{Log, MaintenanceReport, STATE_FILE};
+pub use log::{Log, MaintenanceReport, PendingFlush, STATE_FILE};
 pub use memory::MemoryLog;
 
 /// Per-topic log settings, with Kafka's names and defaults.

@@ -71,6 +71,25 @@ pub struct Log {
     unflushed_messages: u64,
     last_flush_ms: i64,
     pub(crate) compaction: CompactionState,
+    /// Bumped by every truncation, so that a flush prepared before one is not credited after it.
+    truncations: u64,
+}
+
+/// Sealed segments not fsynced yet (see [`Log::pending_flush`]).
+pub struct PendingFlush {
+    files: Vec<std::fs::File>,
+    upto: i64,
+    truncations: u64,
+}
+
+impl PendingFlush {
+    /// Fsyncs the segments; needs no lock on the log.
+    pub fn run(&self) -> io::Result<()> {
+        for f in &self.files {
+            f.sync_all()?;
+        }
+        Ok(())
+    }
 }
 
 fn wall_clock_ms() -> i64 {
@@ -187,6 +206,7 @@ impl Log {
             unflushed_messages: 0,
             last_flush_ms: now_ms,
             compaction: CompactionState::default(),
+            truncations: 0,
         };
         if log.log_start_offset > log.log_end_offset() {
             // Data below a durable delete-records point was lost: start the log at that point.
@@ -341,9 +361,48 @@ impl Log {
                 || last_offset - a.base_offset > i32::MAX as i64)
     }
 
+    /// The sealed segments a roll left unsynced, to fsync with [`PendingFlush::run`] outside the
+    /// log's lock and then report with [`Log::complete_flush`]. `None` when there are none.
+    pub fn pending_flush(&self) -> Result<Option<PendingFlush>, StorageError> {
+        let upto = self.active().base_offset;
+        if self.recovery_point >= upto {
+            return Ok(None);
+        }
+        let mut files = Vec::new();
+        for seg in &self.segments[..self.segments.len() - 1] {
+            if seg.next_offset > self.recovery_point {
+                files.extend(seg.sync_handles()?);
+            }
+        }
+        Ok(Some(PendingFlush {
+            files,
+            upto,
+            truncations: self.truncations,
+        }))
+    }
+
+    /// Moves the recovery point past what `done` flushed, unless the log was truncated since.
+    pub fn complete_flush(&mut self, done: &PendingFlush) -> Result<(), StorageError> {
+        if done.truncations == self.truncations && done.upto > self.recovery_point {
+            self.recovery_point = done.upto.min(self.log_end_offset());
+            self.write_state(false)?;
+        }
+        Ok(())
+    }
+
+    /// Whether a roll left sealed segments unsynced.
+    pub fn has_pending_flush(&self) -> bool {
+        self.recovery_point < self.active().base_offset
+    }
+
+    /// Offset below which everything is known to be on disk (crash recovery scans from here).
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
+    }
+
     /// Whether appending `bytes` now may roll the active segment (by size or `segment.ms`), which
-    /// fsyncs the segment it seals: callers that must not block for that long can move such an
-    /// append to a thread that may.
+    /// creates files and fsyncs the directory and small state files: callers that must not wait
+    /// on the filesystem can move such an append to a thread that may.
     pub fn append_may_roll(&self, bytes: usize, now_ms: i64) -> bool {
         self.should_roll(bytes as u64, self.log_end_offset(), now_ms)
     }
@@ -359,8 +418,9 @@ impl Log {
                 seg.delete()?;
             }
         } else {
+            // The sealed segment is fsynced later, off the append path (Kafka's flush after
+            // roll); the recovery point moves when that is done.
             self.active_mut().seal()?;
-            self.recovery_point = self.recovery_point.max(self.active().next_offset);
             self.producers.write_snapshot(&self.dir, base)?;
         }
         self.segments.push(Segment::create(&self.dir, base)?);
@@ -635,6 +695,7 @@ impl Log {
         if offset >= self.log_end_offset() {
             return Ok(());
         }
+        self.truncations += 1;
         let interval = self.config.index_interval_bytes;
         if offset < self.log_start_offset || offset <= self.segments[0].base_offset {
             for seg in self.segments.drain(..) {

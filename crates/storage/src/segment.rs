@@ -438,15 +438,23 @@ impl Segment {
         Ok(())
     }
 
-    /// Called when the segment stops being the active one: final time index entry, the disk
-    /// reserved past its end given back, and fsync.
+    /// Called when the segment stops being the active one: final time index entry and the disk
+    /// reserved past its end given back. The fsync is left to [`crate::Log::pending_flush`].
     pub fn seal(&mut self) -> io::Result<()> {
         if self.max_timestamp >= 0 {
             self.time_index
                 .maybe_append(self.max_timestamp, self.rel(self.offset_of_max_timestamp))?;
         }
-        self.release_reserved_space(false)?;
-        self.flush()
+        self.release_reserved_space(false)
+    }
+
+    /// Handles on the segment's files, to fsync them without holding the log.
+    pub fn sync_handles(&self) -> io::Result<Vec<File>> {
+        Ok(vec![
+            self.log.try_clone()?,
+            self.offset_index.try_clone_file()?,
+            self.time_index.try_clone_file()?,
+        ])
     }
 
     /// Gives back the disk reserved past the log's end (cutting a file to its own length frees
