@@ -294,11 +294,12 @@ def median(xs):
     return statistics.median(xs) if xs else None
 
 
-def fill_clean_cache(path, leave):
-    """Writes and syncs a file until `leave` bytes of memory are free (see the module doc)."""
-    free_kb = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemFree:"))
-    disk = os.statvfs(path.parent)
-    size = min(free_kb * 1024 - leave, disk.f_bavail * disk.f_frsize - (40 << 30))
+def fill_file(path, meminfo_key, leave, keep_free_space):
+    """Writes zeros to `path` until /proc/meminfo's `meminfo_key` shows only `leave` bytes, keeping
+    `keep_free_space` bytes free on its filesystem (see the module doc); returns the size."""
+    kb = next(int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith(meminfo_key + ":"))
+    fs = os.statvfs(path.parent)
+    size = min(kb * 1024 - leave, fs.f_bavail * fs.f_frsize - keep_free_space)
     if size <= 0:
         return 0
     chunk = bytes(1 << 20)
@@ -306,21 +307,6 @@ def fill_clean_cache(path, leave):
         for _ in range(size >> 20):
             f.write(chunk)
     os.sync()
-    return size
-
-
-def occupy_memory(path, leave):
-    """Fills a tmpfs file until `leave` bytes of memory are available (see the module doc)."""
-    avail_kb = next(int(l.split()[1]) for l in open("/proc/meminfo")
-                    if l.startswith("MemAvailable:"))
-    shm = os.statvfs(path.parent)
-    size = min(avail_kb * 1024 - leave, shm.f_bavail * shm.f_frsize - (256 << 20))
-    if size <= 0:
-        return 0
-    chunk = bytes(1 << 20)
-    with open(path, "wb") as f:
-        for _ in range(size >> 20):
-            f.write(chunk)
     return size
 
 
@@ -338,8 +324,9 @@ def main():
     try:
         if os.environ.get("BENCH_COLD") != "1" and filler.parent.is_dir():
             t = time.monotonic()
-            res["filler_gb"] = occupy_memory(filler, 12 << 30) / (1 << 30)
-            res["cache_gb"] = fill_clean_cache(cache_filler, 2 << 30) / (1 << 30)
+            # tmpfs takes all but 12 GiB; a synced disk file makes most of the rest clean cache.
+            res["filler_gb"] = fill_file(filler, "MemAvailable", 12 << 30, 256 << 20) / (1 << 30)
+            res["cache_gb"] = fill_file(cache_filler, "MemFree", 2 << 30, 40 << 30) / (1 << 30)
             log(f"{res['filler_gb']:.1f} GiB of memory occupied, {res['cache_gb']:.1f} GiB of "
                 f"clean page cache, in {time.monotonic() - t:.0f} s")
         single = Broker(tmp / "single", {"group.initial.rebalance.delay.ms": "0"}).start()
