@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """Brook's cluster benchmark: one command, builds nothing (uses target/release/brook, or
-$BROOK_BIN), about 3 minutes on 2 cores.
+$BROOK_BIN), about 4 minutes on 2 cores (and about 40 GB of free disk with REPS=5).
 
     python3 bench/cluster.py            # writes bench/cluster.md and prints it
     REPS=1 python3 bench/cluster.py     # one repetition of each measurement
@@ -454,7 +454,7 @@ def render(res, load_begin, seconds):
         f"{REPS} runs. "
         + (f"Memory prepared first ({res['filler_gb']:.1f} GiB in /dev/shm, "
            f"{res.get('cache_gb', 0):.1f} GiB of clean page cache; see the script's doc)."
-           if res.get("filler_gb") else "Memory not occupied first (BENCH_COLD=1)."),
+           if res.get("filler_gb") else "Memory not prepared first (BENCH_COLD=1, or no /dev/shm)."),
         "",
         "| measurement | single broker, acks=1, RF 1 | 3 brokers, acks=all, RF 3 | ratio | target |",
         "|---|---|---|---|---|",

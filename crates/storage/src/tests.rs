@@ -949,12 +949,17 @@ fn append_may_roll_says_when_the_next_append_rolls_by_size_or_age() {
     );
 }
 
+/// Appends single-record batches until the log has `n` segments (the last one active).
+fn append_until_segments(log: &mut Log, n: usize) {
+    while log.segments.len() < n {
+        append_one(log, 1_000);
+    }
+}
+
 #[test]
 fn a_roll_leaves_the_sealed_segment_to_a_flush_that_moves_the_recovery_point() {
     let (_d, dir, mut log) = tmp_log(small(150, 10));
-    while log.segments.len() < 3 {
-        append_one(&mut log, 1_000);
-    }
+    append_until_segments(&mut log, 3);
     let active_base = *log.segment_base_offsets().last().unwrap();
     assert!(log.has_pending_flush());
     assert!(log.recovery_point() < active_base);
@@ -974,16 +979,12 @@ fn a_roll_leaves_the_sealed_segment_to_a_flush_that_moves_the_recovery_point() {
 #[test]
 fn a_flush_prepared_before_a_truncation_is_not_credited() {
     let (_d, _dir, mut log) = tmp_log(small(150, 10));
-    while log.segments.len() < 4 {
-        append_one(&mut log, 1_000);
-    }
+    append_until_segments(&mut log, 4);
     let pending = log.pending_flush().unwrap().unwrap();
     let before = log.recovery_point();
     // A follower truncation, then new (unsynced) data rolled past the old offsets.
     log.truncate_to(1).unwrap();
-    while log.segments.len() < 4 {
-        append_one(&mut log, 1_000);
-    }
+    append_until_segments(&mut log, 4);
     pending.run().unwrap();
     log.complete_flush(&pending).unwrap();
     assert!(
@@ -995,9 +996,7 @@ fn a_flush_prepared_before_a_truncation_is_not_credited() {
 #[test]
 fn a_crash_before_the_flush_recovers_the_unflushed_sealed_segments() {
     let (_d, dir, mut log) = tmp_log(small(150, 10));
-    while log.segments.len() < 3 {
-        append_one(&mut log, 1_000);
-    }
+    append_until_segments(&mut log, 3);
     let first_sealed = log.segments[0].log_path().to_path_buf();
     let records = read_everything(&log).len();
     drop(log); // no close: a crash, with the roll's flush never done
