@@ -11,8 +11,8 @@ in bench/.build (or $RDKAFKA_PERFORMANCE names one), as a Python produce loop ca
 one broker. Everything
 runs on this machine on 127.0.0.1: three combined broker+controller nodes started from
 properties files by the integration tests' harness (tests/integration/cluster.py, with
-`brook dev-cluster`'s fast-failover settings: broker.session.timeout.ms=3000,
-broker.heartbeat.interval.ms=500), and a single broker as the baseline, measured in the same run.
+`brook dev-cluster`'s fast-failover settings: broker.session.timeout.ms=2000,
+broker.heartbeat.interval.ms=250), and a single broker as the baseline, measured in the same run.
 
   (i)   produce throughput, 1 KiB records, one partition, linger.ms=5, no compression:
         single broker acks=1 (RF 1) vs three brokers acks=all (RF 3, min.insync.replicas=2),
@@ -71,7 +71,7 @@ from confluent_kafka.admin import AdminClient, NewTopic  # noqa: E402
 
 import confluent_kafka  # noqa: E402
 from conftest import BROOK_BIN, Broker, wait_for  # noqa: E402
-from cluster import Cluster  # noqa: E402
+from cluster import DEV_DEFAULTS, Cluster  # noqa: E402
 
 REPS = int(os.environ.get("REPS", "3"))
 THROUGHPUT_RECORDS = int(os.environ.get("RECORDS", "400000"))
@@ -449,8 +449,9 @@ def render(res, load_begin, seconds):
         f"{'rdkafka_performance' if PERF.exists() else 'confluent-kafka'}; load average at start {' '.join(load_begin)}, "
         f"{seconds:.0f} s (load average at the end {' '.join(open('/proc/loadavg').read().split()[:3])}). "
         "All processes on this machine over loopback; three combined "
-        "broker+controller nodes with broker.session.timeout.ms=3000 and "
-        "broker.heartbeat.interval.ms=500 (`brook dev-cluster`'s settings); medians of "
+        "broker+controller nodes with broker.session.timeout.ms="
+        f"{DEV_DEFAULTS['broker.session.timeout.ms']} and broker.heartbeat.interval.ms="
+        f"{DEV_DEFAULTS['broker.heartbeat.interval.ms']} (`brook dev-cluster`'s settings); medians of "
         f"{REPS} runs. "
         + (f"Memory prepared first ({res['filler_gb']:.1f} GiB in /dev/shm, "
            f"{res.get('cache_gb', 0):.1f} GiB of clean page cache; see the script's doc)."

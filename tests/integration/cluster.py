@@ -36,8 +36,8 @@ CONTROLLER_LISTENING = re.compile(r"listening on CONTROLLER://")
 
 # Fast failure detection on loopback, as `brook dev-cluster` writes them (see its --help).
 DEV_DEFAULTS = {
-    "broker.session.timeout.ms": "3000",
-    "broker.heartbeat.interval.ms": "500",
+    "broker.session.timeout.ms": "2000",
+    "broker.heartbeat.interval.ms": "250",
     "controller.quorum.election.timeout.ms": "1000",
     "replica.lag.time.max.ms": "10000",
     "group.initial.rebalance.delay.ms": "0",

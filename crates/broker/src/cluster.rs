@@ -157,10 +157,11 @@ impl ControllerService {
         if !self.was_leader.swap(true, Ordering::AcqRel) {
             let now = now_ms();
             // Kafka gives every broker a whole new session here. A live broker heartbeats every
-            // broker.heartbeat.interval.ms and follows the quorum's leader at once (it is a voter
-            // too), so three intervals (at most the session timeout) are enough to hear from it;
-            // this keeps a dead node that was also the controller from holding its partitions for
-            // an election plus a full session.
+            // broker.heartbeat.interval.ms to the quorum's current leader; one whose heartbeat
+            // went to the old controller gives up after two intervals and retries at once
+            // (`heartbeat_loop`), so three intervals (at most the session timeout) are enough to
+            // hear from it. This keeps a dead node that was also the controller from holding its
+            // partitions for an election plus a full session.
             let session = self.settings.broker_session_timeout_ms;
             let grace = (3 * self.settings.broker_heartbeat_interval_ms).min(session);
             let start = (now as u64).saturating_sub(session - grace);
@@ -347,12 +348,20 @@ async fn apply_images(broker: Arc<Broker>, quorum: Quorum, mut stop: watch::Rece
     }
 }
 
+/// How soon a failed heartbeat is retried. `call_controller` already retries every 50 ms
+/// within its deadline, so this only bounds a loop over fast failures.
+const RETRY_FAILED_HEARTBEAT: Duration = Duration::from_millis(50);
+
 async fn heartbeat_loop(broker: Arc<Broker>, quorum: Quorum, mut stop: watch::Receiver<bool>) {
     let settings = &broker.config.cluster;
     let interval = Duration::from_millis(settings.broker_heartbeat_interval_ms);
     let mut epoch: Option<i64> = None;
     let mut fenced = true;
     loop {
+        // A heartbeat that failed (most often: it went to a controller that froze or died, and
+        // timed out after two intervals) is retried at once, so that a newly elected controller
+        // hears from this broker within its three-interval grace (see `note_leadership`).
+        let mut next = interval;
         match epoch {
             None => {
                 let op = ControllerOp::RegisterBroker {
@@ -392,12 +401,15 @@ async fn heartbeat_loop(broker: Arc<Broker>, quorum: Quorum, mut stop: watch::Re
                         }
                     }
                     Ok(other) => tracing::error!(reply = ?other, "unexpected heartbeat reply"),
-                    Err(e) => tracing::debug!(error = %e, "heartbeat failed"),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "heartbeat failed");
+                        next = RETRY_FAILED_HEARTBEAT;
+                    }
                 }
             }
         }
         tokio::select! {
-            _ = tokio::time::sleep(interval) => {}
+            _ = tokio::time::sleep(next) => {}
             _ = stop.changed() => return,
         }
     }

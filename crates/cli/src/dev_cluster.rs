@@ -37,7 +37,7 @@ Settings written into every node's file (a Kafka user's dev cluster; --override 
   min.insync.replicas=2 (1 when N<3)       acks=all survives one broker down
   offsets.topic.replication.factor=min(3,N), transaction.state.log.replication.factor=min(3,N)
   transaction.state.log.min.isr=min(2,N), group.initial.rebalance.delay.ms=0
-  broker.session.timeout.ms=3000, broker.heartbeat.interval.ms=500 (Kafka: 9000/2000)
+  broker.session.timeout.ms=2000, broker.heartbeat.interval.ms=250 (Kafka: 9000/2000)
   controller.quorum.election.timeout.ms=1000, replica.lag.time.max.ms=10000 (Kafka: 30000)
   so that a dead broker is fenced and its partitions get a new leader within a few seconds.";
 
@@ -120,8 +120,8 @@ pub fn dev_defaults(n: u32) -> Vec<(&'static str, String)> {
         ("transaction.state.log.replication.factor", rf.to_string()),
         ("transaction.state.log.min.isr", n.min(2).to_string()),
         ("group.initial.rebalance.delay.ms", "0".into()),
-        ("broker.session.timeout.ms", "3000".into()),
-        ("broker.heartbeat.interval.ms", "500".into()),
+        ("broker.session.timeout.ms", "2000".into()),
+        ("broker.heartbeat.interval.ms", "250".into()),
         ("controller.quorum.election.timeout.ms", "1000".into()),
         ("replica.lag.time.max.ms", "10000".into()),
     ]
@@ -662,7 +662,7 @@ mod tests {
             assert_eq!(c.default_replication_factor, 3);
             assert_eq!(c.properties["min.insync.replicas"], "2");
             assert_eq!(c.cluster.replica_lag_time_max_ms, 2000);
-            assert_eq!(c.cluster.broker_session_timeout_ms, 3000);
+            assert_eq!(c.cluster.broker_session_timeout_ms, 2000);
             assert_eq!(text.matches("replica.lag.time.max.ms").count(), 1);
         }
     }
