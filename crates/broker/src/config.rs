@@ -122,6 +122,7 @@ const BROKER_PROPERTIES: &[(&str, Kind)] = &[
     ("replica.fetch.min.bytes", Kind::Int),
     ("replica.fetch.response.max.bytes", Kind::Int),
     ("replica.fetch.wait.max.ms", Kind::Int),
+    ("replica.high.watermark.checkpoint.interval.ms", Kind::Long),
     ("replica.lag.time.max.ms", Kind::Long),
     ("replica.socket.timeout.ms", Kind::Int),
     ("share.coordinator.state.topic.min.isr", Kind::Int),
@@ -197,6 +198,7 @@ pub const BROKER_DEFAULTS: &[(&str, &str)] = &[
     ("replica.fetch.min.bytes", "1"),
     ("replica.fetch.response.max.bytes", "10485760"),
     ("replica.fetch.wait.max.ms", "500"),
+    ("replica.high.watermark.checkpoint.interval.ms", "5000"),
     ("replica.lag.time.max.ms", "30000"),
     ("replica.socket.timeout.ms", "30000"),
     ("socket.receive.buffer.bytes", "102400"),
@@ -258,6 +260,8 @@ pub struct BrokerConfig {
     /// max.incremental.fetch.session.cache.slots: fetch sessions (KIP-227) kept; 0 disables them.
     pub fetch_session_cache_slots: usize,
     pub log_retention_check_interval_ms: u64,
+    /// How often the high watermarks are written to `replication-offset-checkpoint`.
+    pub replica_high_watermark_checkpoint_interval_ms: u64,
     pub rack: Option<String>,
     /// Group coordinator settings (group.* and offsets.* properties).
     pub coordinator: CoordinatorSettings,
@@ -792,6 +796,10 @@ impl BrokerConfig {
             max_connections: max_connections as usize,
             fetch_session_cache_slots: fetch_session_cache_slots as usize,
             log_retention_check_interval_ms: check_interval as u64,
+            replica_high_watermark_checkpoint_interval_ms: positive(
+                "replica.high.watermark.checkpoint.interval.ms",
+                5_000,
+            )? as u64,
             rack: get("broker.rack"),
             coordinator,
             cluster,

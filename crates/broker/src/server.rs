@@ -240,24 +240,18 @@ pub async fn run(server: BoundServer, shutdown: impl Future<Output = ()>) {
     ));
     let (stop_tx, stop_rx) = watch::channel(false);
 
-    let maintenance = {
-        let broker = broker.clone();
-        let mut stop = stop_rx.clone();
-        let every = Duration::from_millis(broker.config.log_retention_check_interval_ms);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    _ = tick.tick() => {
-                        let b = broker.clone();
-                        let _ = tokio::task::spawn_blocking(move || b.run_maintenance()).await;
-                    }
-                    _ = stop.changed() => break,
-                }
-            }
-        })
-    };
+    let maintenance = every(
+        &broker,
+        broker.config.log_retention_check_interval_ms,
+        &stop_rx,
+        Broker::run_maintenance,
+    );
+    let hw_checkpoint = every(
+        &broker,
+        broker.config.replica_high_watermark_checkpoint_interval_ms,
+        &stop_rx,
+        Broker::checkpoint_high_watermarks,
+    );
 
     // Segments sealed by a roll are fsynced here, off the produce and replication paths.
     let flusher = {
@@ -352,6 +346,7 @@ pub async fn run(server: BoundServer, shutdown: impl Future<Output = ()>) {
     let _ = stop_tx.send(true);
     limit.close();
     let _ = maintenance.await;
+    let _ = hw_checkpoint.await;
     let _ = flusher.await;
     let _ = group_timers.await;
     let _ = isr_check.await;
@@ -375,6 +370,31 @@ pub async fn run(server: BoundServer, shutdown: impl Future<Output = ()>) {
     if let Some(stop) = quorum_stop {
         let _ = stop.send(true);
     }
+}
+
+/// Runs blocking broker work every `period_ms` (the first time one period after the start) on the
+/// blocking pool, until `stop` changes.
+fn every(
+    broker: &Arc<Broker>,
+    period_ms: u64,
+    stop: &watch::Receiver<bool>,
+    work: fn(&Broker),
+) -> tokio::task::JoinHandle<()> {
+    let broker = broker.clone();
+    let mut stop = stop.clone();
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(Duration::from_millis(period_ms));
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let b = broker.clone();
+                    let _ = tokio::task::spawn_blocking(move || work(&b)).await;
+                }
+                _ = stop.changed() => break,
+            }
+        }
+    })
 }
 
 /// Why a connection was closed by the broker.

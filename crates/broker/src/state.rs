@@ -16,6 +16,7 @@ use brook_metadata::store::{MetadataStore, StoreError};
 use brook_metadata::topic_config::TOPIC_CONFIGS;
 use brook_metadata::{ControllerOp, ControllerReply, MetadataImage, MetadataRecord};
 use brook_replication::LeaderState;
+use brook_storage::offset_checkpoint::{self, PartitionOffsets, REPLICATION_OFFSET_CHECKPOINT};
 use brook_storage::{Log, LogConfig, StorageError};
 use tokio::sync::{mpsc, watch, Notify};
 use uuid::Uuid;
@@ -189,6 +190,16 @@ pub struct Broker {
     pub(crate) runtime: Option<tokio::runtime::Handle>,
     /// Cluster mode: the metadata quorum (metadata changes go to its active controller).
     pub quorum: Option<crate::quorum::Quorum>,
+    /// Kafka's `replication-offset-checkpoint` (see [`Broker::checkpoint_high_watermarks`]).
+    hw_checkpoint: Mutex<HwCheckpoint>,
+}
+
+/// High watermarks as checkpointed in the log directory: those read at start, each taken by the
+/// first opening of its partition's log, and those last written.
+#[derive(Default)]
+struct HwCheckpoint {
+    at_start: PartitionOffsets,
+    written: PartitionOffsets,
 }
 
 fn partition_dir(root: &Path, topic: &str, p: i32) -> PathBuf {
@@ -223,6 +234,13 @@ impl Broker {
             }
         };
         let single_node = store.is_some();
+        let checkpoint_path = config.log_dir.join(REPLICATION_OFFSET_CHECKPOINT);
+        let at_start = offset_checkpoint::read(&checkpoint_path).unwrap_or_else(|e| {
+            // Safe to lose: high watermarks then start at the log start offsets and are
+            // re-established from the ISR (at once where this broker is the only member).
+            tracing::warn!(path = %checkpoint_path.display(), error = %e, "ignoring the high watermark checkpoint");
+            PartitionOffsets::new()
+        });
         let (isr_tx, isr_rx) = mpsc::unbounded_channel();
         let broker = Arc::new_cyclic(|me| Broker {
             sync_lock: Mutex::new(()),
@@ -234,6 +252,10 @@ impl Broker {
             me: me.clone(),
             runtime: tokio::runtime::Handle::try_current().ok(),
             quorum,
+            hw_checkpoint: Mutex::new(HwCheckpoint {
+                at_start,
+                written: PartitionOffsets::new(),
+            }),
             cluster_id,
             advertised: advertised.clone(),
             meta: Mutex::new(MetaState {
@@ -688,7 +710,15 @@ impl Broker {
                                 source,
                             }
                         })?;
-                        let leo = log.log_end_offset();
+                        // Kafka starts a replica's high watermark at its checkpointed value, not
+                        // at its log end: records past it may never have reached the ISR, and
+                        // this broker may be elected leader before its followers fetch again.
+                        let (log_start, leo) = (log.log_start_offset(), log.log_end_offset());
+                        let hw = self
+                            .lock_hw_checkpoint()
+                            .at_start
+                            .remove(&key)
+                            .map_or(log_start, |hw| hw.clamp(log_start, leo));
                         parts.insert(
                             key,
                             Arc::new(Partition {
@@ -696,7 +726,7 @@ impl Broker {
                                 topic_id: topic.topic_id,
                                 index: p.partition,
                                 log: Mutex::new(log),
-                                high_watermark: AtomicI64::new(leo),
+                                high_watermark: AtomicI64::new(hw),
                                 // Set with the role below.
                                 leader_epoch: AtomicI64::new(-1),
                                 role: Mutex::new(Role::NoLeader),
@@ -745,10 +775,38 @@ impl Broker {
         }
     }
 
-    /// Flushes and closes every log (clean shutdown).
+    fn lock_hw_checkpoint(&self) -> MutexGuard<'_, HwCheckpoint> {
+        self.hw_checkpoint.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes every hosted partition's high watermark to the log directory's
+    /// `replication-offset-checkpoint` (Kafka's format), unless nothing changed since the last
+    /// write. Kafka does this every `replica.high.watermark.checkpoint.interval.ms` and on
+    /// shutdown; a restarted replica starts from these values. Blocking.
+    pub fn checkpoint_high_watermarks(&self) {
+        let offsets: PartitionOffsets = self
+            .all_partitions()
+            .iter()
+            .map(|p| ((p.topic.clone(), p.index), p.high_watermark()))
+            .collect();
+        let mut checkpoint = self.lock_hw_checkpoint();
+        if checkpoint.written == offsets {
+            return;
+        }
+        let path = self.config.log_dir.join(REPLICATION_OFFSET_CHECKPOINT);
+        match offset_checkpoint::write(&path, &offsets) {
+            Ok(()) => checkpoint.written = offsets,
+            Err(e) => {
+                tracing::warn!(path = %path.display(), error = %e, "cannot write the high watermark checkpoint")
+            }
+        }
+    }
+
+    /// Checkpoints the high watermarks, then flushes and closes every log (clean shutdown).
     pub fn shutdown(&self) {
         self.stopped.store(true, Ordering::Release);
         let _ = self.stopping.send(true);
+        self.checkpoint_high_watermarks();
         let parts: Vec<Arc<Partition>> = {
             let mut map = self.partitions.write().unwrap_or_else(|e| e.into_inner());
             map.drain().map(|(_, p)| p).collect()

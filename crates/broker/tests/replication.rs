@@ -597,3 +597,65 @@ async fn acks_all_times_out_while_the_isr_lags() {
     assert_eq!(c.nodes[0].leo(), 2);
     assert_eq!(consumer_fetch(&c.nodes[0]).await.high_watermark, 1);
 }
+
+/// Kafka's replication-offset-checkpoint: a restarted broker starts its high watermark where it
+/// was, not at its log end. Records the leader appended but the ISR never had stay invisible
+/// after a restart, until the followers have them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_restarted_leader_shows_consumers_only_what_was_committed() {
+    let mut c = cluster().await;
+    assert_eq!(produce(&c.nodes[0], -1, "committed").await.error_code, 0);
+    for i in [1, 2] {
+        c.nodes[i].stop().await;
+        c.ctl.detach(i as i32);
+    }
+    // Still in the ISR (the lag time has not passed): appended, not committed.
+    for v in ["only-on-the-leader-1", "only-on-the-leader-2"] {
+        assert_eq!(produce(&c.nodes[0], 1, v).await.error_code, 0);
+    }
+    assert_eq!(c.nodes[0].leo(), 3);
+    c.nodes[0].stop().await;
+    c.ctl.detach(0);
+    let checkpoint =
+        std::fs::read_to_string(c.nodes[0].dir.join("replication-offset-checkpoint")).unwrap();
+    assert_eq!(checkpoint, format!("0\n1\n{TOPIC} 0 1\n"));
+
+    // The leader comes back alone, and is the leader again (the image did not change).
+    let dir = c.nodes[0].dir.clone();
+    c.nodes[0] = Node::start(0, &dir).await;
+    c.ctl.update(|img| register(img, &c.nodes[0]));
+    c.ctl.attach(&c.nodes[0]);
+    c.ctl.install_all();
+    eventually("broker 0 leads again", || {
+        c.nodes[0]
+            .broker
+            .partition(TOPIC, 0)
+            .is_some_and(|p| p.is_leader())
+    })
+    .await;
+    assert_eq!(c.nodes[0].leo(), 3);
+    let d = consumer_fetch(&c.nodes[0]).await;
+    assert_eq!(d.error_code, 0);
+    assert_eq!(d.high_watermark, 1, "records the ISR never had are exposed");
+
+    // The followers return and copy them: now they are committed and visible.
+    for i in [1, 2] {
+        let dir = c.nodes[i].dir.clone();
+        c.nodes[i] = Node::start(i as i32, &dir).await;
+        let n = &c.nodes[i];
+        c.ctl.update(|img| register(img, n));
+        c.ctl.attach(n);
+    }
+    c.ctl.install_all();
+    all_identical(&c, 3).await;
+    eventually("the leader's high watermark reaches 3", || {
+        c.nodes[0]
+            .broker
+            .partition(TOPIC, 0)
+            .unwrap()
+            .high_watermark()
+            == 3
+    })
+    .await;
+    assert_eq!(consumer_fetch(&c.nodes[0]).await.high_watermark, 3);
+}

@@ -27,6 +27,9 @@
 //!   [`Log::pending_flush`], fsyncs it without holding the log and reports it with
 //!   [`Log::complete_flush`], which moves the recovery point.
 //! * `<offset>.snapshot`: producer state as of that offset, Brook's JSON (see `producer.rs`).
+//!
+//! Beside the partition directories, a log directory holds Kafka's `replication-offset-checkpoint`
+//! ([`offset_checkpoint`]): the format is here, the high watermarks it records are the broker's.
 //! * `*.cleaned`, `*.swap`, `*.deleted`, `*.tmp`: temporaries, deleted at open.
 //!
 //! # Errors
@@ -47,6 +50,7 @@ mod fsutil;
 mod index;
 mod log;
 mod memory;
+pub mod offset_checkpoint;
 mod producer;
 mod segment;
 #[cfg(test)]
