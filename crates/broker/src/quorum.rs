@@ -133,7 +133,7 @@ pub enum ForwardReply {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct QuorumSettings {
     /// `controller.quorum.election.timeout.ms`: a follower that hears no leader for a random
-    /// time between this and twice this starts an election.
+    /// time between this and 4/3 of this starts an election.
     pub election_timeout_ms: u64,
     /// How often the leader sends heartbeats; also openraft's AppendEntries RPC timeout.
     pub heartbeat_interval_ms: u64,
@@ -697,12 +697,14 @@ impl Quorum {
         }
         let config = openraft::Config {
             cluster_name: "brook-metadata".into(),
-            // openraft's voters refuse to vote for `election_timeout_max` after hearing from a
-            // leader (its leader lease), so a candidate whose timer fires earlier loses a round.
-            // The configured timeout is therefore the maximum: a new controller is elected
-            // between one and two election timeouts after the old one went silent.
-            election_timeout_min: (settings.election_timeout_ms / 2).max(1),
-            election_timeout_max: settings.election_timeout_ms.max(2),
+            // openraft's followers wait their leader lease (`election_timeout_max`) plus their
+            // own random timeout (between the min and the max) after the last word from the
+            // leader, and voters refuse votes within their lease. A third and two thirds of the
+            // configured timeout make that one to 4/3 of it: a new controller is elected between
+            // one and 4/3 election timeouts after the old one went silent (it was 1.5 to 2 with
+            // a half and the whole, which made a dead controller's failover the slowest case).
+            election_timeout_min: (settings.election_timeout_ms / 3).max(1),
+            election_timeout_max: (settings.election_timeout_ms * 2 / 3).max(2),
             heartbeat_interval: settings.heartbeat_interval_ms,
             install_snapshot_timeout: settings.election_timeout_ms.max(1000),
             snapshot_policy: SnapshotPolicy::LogsSinceLast(SNAPSHOT_EVERY),
