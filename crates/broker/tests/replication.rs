@@ -191,6 +191,18 @@ struct Cluster {
     _dirs: Vec<tempfile::TempDir>,
 }
 
+impl Cluster {
+    /// Starts stopped broker `i` again from its data (on a new port) and hands it to the
+    /// controller; the caller installs the image when it is ready.
+    async fn restart(&mut self, i: usize) {
+        let dir = self.nodes[i].dir.clone();
+        self.nodes[i] = Node::start(i as i32, &dir).await;
+        let n = &self.nodes[i];
+        self.ctl.update(|img| register(img, n));
+        self.ctl.attach(n);
+    }
+}
+
 /// Three brokers, a topic of one partition on all three (leader 0, min.insync.replicas=2).
 async fn cluster() -> Cluster {
     cluster_with(&[]).await
@@ -505,11 +517,7 @@ async fn a_stopped_follower_leaves_the_isr_and_rejoins_after_catching_up() {
 
     // Both come back (new ports), catch up, and are let back into the ISR.
     for i in [1, 2] {
-        let dir = c.nodes[i].dir.clone();
-        c.nodes[i] = Node::start(i as i32, &dir).await;
-        let n = &c.nodes[i];
-        c.ctl.update(|img| register(img, n));
-        c.ctl.attach(n);
+        c.restart(i).await;
     }
     c.ctl.install_all();
     eventually("the ISR is whole again", || {
@@ -621,10 +629,7 @@ async fn a_restarted_leader_shows_consumers_only_what_was_committed() {
     assert_eq!(checkpoint, format!("0\n1\n{TOPIC} 0 1\n"));
 
     // The leader comes back alone, and is the leader again (the image did not change).
-    let dir = c.nodes[0].dir.clone();
-    c.nodes[0] = Node::start(0, &dir).await;
-    c.ctl.update(|img| register(img, &c.nodes[0]));
-    c.ctl.attach(&c.nodes[0]);
+    c.restart(0).await;
     c.ctl.install_all();
     eventually("broker 0 leads again", || {
         c.nodes[0]
@@ -640,11 +645,7 @@ async fn a_restarted_leader_shows_consumers_only_what_was_committed() {
 
     // The followers return and copy them: now they are committed and visible.
     for i in [1, 2] {
-        let dir = c.nodes[i].dir.clone();
-        c.nodes[i] = Node::start(i as i32, &dir).await;
-        let n = &c.nodes[i];
-        c.ctl.update(|img| register(img, n));
-        c.ctl.attach(n);
+        c.restart(i).await;
     }
     c.ctl.install_all();
     all_identical(&c, 3).await;
