@@ -196,7 +196,6 @@ pub struct Broker {
 
 /// High watermarks as checkpointed in the log directory: those read at start, each taken by the
 /// first opening of its partition's log, and those last written.
-#[derive(Default)]
 struct HwCheckpoint {
     at_start: PartitionOffsets,
     written: PartitionOffsets,
@@ -789,13 +788,13 @@ impl Broker {
             .iter()
             .map(|p| ((p.topic.clone(), p.index), p.high_watermark()))
             .collect();
-        let mut checkpoint = self.lock_hw_checkpoint();
-        if checkpoint.written == offsets {
+        if self.lock_hw_checkpoint().written == offsets {
             return;
         }
+        // Not under the lock: opening a log takes it while holding the partition map.
         let path = self.config.log_dir.join(REPLICATION_OFFSET_CHECKPOINT);
         match offset_checkpoint::write(&path, &offsets) {
-            Ok(()) => checkpoint.written = offsets,
+            Ok(()) => self.lock_hw_checkpoint().written = offsets,
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot write the high watermark checkpoint")
             }
