@@ -27,10 +27,10 @@
 //!   [`Log::pending_flush`], fsyncs it without holding the log and reports it with
 //!   [`Log::complete_flush`], which moves the recovery point.
 //! * `<offset>.snapshot`: producer state as of that offset, Brook's JSON (see `producer.rs`).
+//! * `*.cleaned`, `*.swap`, `*.deleted`, `*.tmp`: temporaries, deleted at open.
 //!
 //! Beside the partition directories, a log directory holds Kafka's `replication-offset-checkpoint`
 //! ([`offset_checkpoint`]): the format is here, the high watermarks it records are the broker's.
-//! * `*.cleaned`, `*.swap`, `*.deleted`, `*.tmp`: temporaries, deleted at open.
 //!
 //! # Errors
 //! [`StorageError`] variants map to Kafka error codes as follows (the broker does the mapping):
