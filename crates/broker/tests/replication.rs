@@ -192,6 +192,12 @@ struct Cluster {
 }
 
 impl Cluster {
+    /// Stops broker `i` cleanly; the controller no longer installs images on it.
+    async fn stop(&mut self, i: usize) {
+        self.nodes[i].stop().await;
+        self.ctl.detach(i as i32);
+    }
+
     /// Starts stopped broker `i` again from its data (on a new port) and hands it to the
     /// controller; the caller installs the image when it is ready.
     async fn restart(&mut self, i: usize) {
@@ -493,8 +499,7 @@ async fn a_stopped_follower_leaves_the_isr_and_rejoins_after_catching_up() {
 
     // A follower at the leader's end stays in sync however long ago it fetched (Kafka's rule;
     // broker fencing is the controller's business), so the leader's log moves on without it.
-    c.nodes[2].stop().await;
-    c.ctl.detach(2);
+    c.stop(2).await;
     assert_eq!(produce(&c.nodes[0], 1, "b").await.error_code, 0);
     eventually("broker 2 is shrunk out of the ISR", || {
         c.ctl.partition().isr == vec![0, 1]
@@ -504,8 +509,7 @@ async fn a_stopped_follower_leaves_the_isr_and_rejoins_after_catching_up() {
     let r = produce(&c.nodes[0], -1, "c").await;
     assert_eq!((r.error_code, r.base_offset), (0, 2));
 
-    c.nodes[1].stop().await;
-    c.ctl.detach(1);
+    c.stop(1).await;
     assert_eq!(produce(&c.nodes[0], 1, "d").await.error_code, 0);
     eventually("broker 1 is shrunk out of the ISR", || {
         c.ctl.partition().isr == vec![0]
@@ -597,8 +601,7 @@ async fn acks_all_times_out_while_the_isr_lags() {
     // Both followers gone but still in the ISR (the lag time has not passed): the record is
     // appended, never committed within the request's timeout.
     for i in [1, 2] {
-        c.nodes[i].stop().await;
-        c.ctl.detach(i as i32);
+        c.stop(i).await;
     }
     let r = produce_within(&c.nodes[0], -1, "b", 200).await;
     assert_eq!((r.error_code, r.base_offset), (7, 1), "REQUEST_TIMED_OUT");
@@ -614,16 +617,14 @@ async fn a_restarted_leader_shows_consumers_only_what_was_committed() {
     let mut c = cluster().await;
     assert_eq!(produce(&c.nodes[0], -1, "committed").await.error_code, 0);
     for i in [1, 2] {
-        c.nodes[i].stop().await;
-        c.ctl.detach(i as i32);
+        c.stop(i).await;
     }
     // Still in the ISR (the lag time has not passed): appended, not committed.
     for v in ["only-on-the-leader-1", "only-on-the-leader-2"] {
         assert_eq!(produce(&c.nodes[0], 1, v).await.error_code, 0);
     }
     assert_eq!(c.nodes[0].leo(), 3);
-    c.nodes[0].stop().await;
-    c.ctl.detach(0);
+    c.stop(0).await;
     let checkpoint =
         std::fs::read_to_string(c.nodes[0].dir.join("replication-offset-checkpoint")).unwrap();
     assert_eq!(checkpoint, format!("0\n1\n{TOPIC} 0 1\n"));

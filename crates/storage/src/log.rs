@@ -364,10 +364,10 @@ impl Log {
     /// The sealed segments a roll left unsynced, to fsync with [`PendingFlush::run`] outside the
     /// log's lock and then report with [`Log::complete_flush`]. `None` when there are none.
     pub fn pending_flush(&self) -> Result<Option<PendingFlush>, StorageError> {
-        let upto = self.active().base_offset;
-        if self.recovery_point >= upto {
+        if !self.has_pending_flush() {
             return Ok(None);
         }
+        let upto = self.active().base_offset;
         let mut files = Vec::new();
         for seg in &self.segments[..self.segments.len() - 1] {
             if seg.next_offset > self.recovery_point {

@@ -999,9 +999,10 @@ fn a_crash_before_the_flush_recovers_the_unflushed_sealed_segments() {
     append_until_segments(&mut log, 3);
     let first_sealed = log.segments[0].log_path().to_path_buf();
     let records = read_everything(&log).len();
-    drop(log); // no close: a crash, with the roll's flush never done
-               // A write the disk never completed in the first sealed segment: the length is intact, a
-               // record byte is not. Only a recovery scan (CRC) notices; a trusted segment would not.
+    // No close: a crash, with the roll's flush never done.
+    drop(log);
+    // A write the disk never completed in the first sealed segment: the length is intact, a
+    // record byte is not. Only a recovery scan (CRC) notices; a trusted segment would not.
     let mut bytes = std::fs::read(&first_sealed).unwrap();
     let n = bytes.len();
     bytes[n - 2] ^= 0xff;
