@@ -5,13 +5,17 @@
 //! truncates (KIP-101/279: OffsetForLeaderEpoch with the local latest epoch, see
 //! [`brook_replication::truncation_offset`]), then fetches from its log end offset with
 //! `replica_id` = this node, appends with `append_as_follower` and keeps its high watermark at
-//! min(leader's, own log end offset). Errors that need a new image (fenced or unknown epoch, not
-//! the leader) park the partition for a backoff; the next image re-adds it. Every log change is
+//! min(leader's, own log end offset). A partition that joins while the fetcher waits in a long
+//! poll for the others does not wait it out: the request is given up (with its connection) and
+//! the next one names it. Errors (fenced or unknown epoch, not the leader) park the partition for
+//! a backoff from 10 ms doubling to Kafka's 1 s: a new partition's first request often reaches a
+//! leader that has not applied the same image yet. The next image re-adds it. Every log change is
 //! applied only while the partition's role generation is the one the fetcher started with;
 //! appends run on the fetcher's task, as the leader's produce path appends, and truncations and
 //! appends that roll a segment (both create or delete files and fsync) on the blocking pool.
 
 use std::collections::HashMap;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
@@ -30,6 +34,7 @@ use brook_protocol::kafka::protocol::StrBytes;
 use brook_protocol::ResponseError;
 use brook_replication::{follower_high_watermark, truncation_offset};
 use bytes::Bytes;
+use tokio::sync::futures::Notified;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -39,6 +44,11 @@ use crate::state::{Broker, Partition};
 
 /// Kafka's `replica.fetch.backoff.ms` default: the pause after an error.
 const BACKOFF: Duration = Duration::from_millis(1000);
+
+/// The first pause after a partition's error, doubled on each further one up to [`BACKOFF`]. A
+/// partition that just started following usually fails because its leader has not applied the
+/// same image yet (a few milliseconds); a whole second there would hold up acks=all produces.
+const FIRST_BACKOFF: Duration = Duration::from_millis(10);
 
 const FETCH_VERSION: i16 = 12;
 const OFFSET_FOR_LEADER_EPOCH_VERSION: i16 = 4;
@@ -59,12 +69,21 @@ struct Entry {
     generation: u64,
     phase: Phase,
     delayed_until: Option<Instant>,
+    /// Errors in a row, for the backoff.
+    failures: u32,
+}
+
+impl Entry {
+    fn ready(&self, now: Instant) -> bool {
+        self.delayed_until.is_none_or(|t| t <= now)
+    }
 }
 
 #[derive(Default)]
 struct Shared {
     parts: Mutex<HashMap<Key, Entry>>,
-    wake: Notify,
+    /// Notified when a partition is added or its backoff ends.
+    wake: Arc<Notify>,
 }
 
 impl Shared {
@@ -95,10 +114,46 @@ impl Shared {
         }
     }
 
-    fn delay(&self, key: &Key, generation: u64) {
+    /// Moves a partition on after a success (which ends its backoff).
+    fn advance(&self, key: &Key, generation: u64, phase: Phase) {
         self.update(key, generation, |e| {
-            e.delayed_until = Some(Instant::now() + BACKOFF)
+            e.phase = phase;
+            e.failures = 0;
         });
+    }
+
+    /// Whether a partition is ready to be truncated or fetched that `working` (what the fetcher
+    /// is waiting on) does not cover.
+    fn has_new_work(&self, working: &[(Key, Entry)]) -> bool {
+        let now = Instant::now();
+        self.lock().iter().any(|(k, e)| {
+            e.ready(now)
+                && !working
+                    .iter()
+                    .any(|(wk, we)| wk == k && we.generation == e.generation)
+        })
+    }
+
+    /// Sets a partition aside after an error, for a backoff that grows with each error in a row;
+    /// the fetcher is woken when it ends, even in the middle of a long poll.
+    fn delay(&self, key: &Key, generation: u64) {
+        let mut until = None;
+        self.update(key, generation, |e| {
+            let pause = FIRST_BACKOFF
+                .saturating_mul(1 << e.failures.min(16))
+                .min(BACKOFF);
+            e.failures = e.failures.saturating_add(1);
+            let t = Instant::now() + pause;
+            e.delayed_until = Some(t);
+            until = Some(t);
+        });
+        if let (Some(t), Ok(rt)) = (until, tokio::runtime::Handle::try_current()) {
+            let wake = self.wake.clone();
+            rt.spawn(async move {
+                tokio::time::sleep_until(t).await;
+                wake.notify_one();
+            });
+        }
     }
 }
 
@@ -148,6 +203,7 @@ impl FetcherManager {
                 generation,
                 phase: Phase::Truncating,
                 delayed_until: None,
+                failures: 0,
             },
         );
         fetcher.shared.wake.notify_one();
@@ -201,7 +257,7 @@ async fn run(me: Weak<Broker>, source: i32, shared: Arc<Shared>, mut stop: watch
             continue;
         }
         let outcome = tokio::select! {
-            r = round(&broker, source, &shared, &mut conn, ready) => r,
+            r = round(&broker, source, &shared, &mut conn, ready, notified.as_mut()) => r,
             _ = stop.changed() => return,
         };
         drop(broker);
@@ -216,12 +272,13 @@ async fn run(me: Weak<Broker>, source: i32, shared: Arc<Shared>, mut stop: watch
     }
 }
 
-async fn round(
+async fn round<'a>(
     broker: &Arc<Broker>,
     source: i32,
-    shared: &Shared,
+    shared: &'a Shared,
     conn: &mut Option<PeerClient>,
     ready: Vec<(Key, Entry)>,
+    added: Pin<&mut Notified<'a>>,
 ) -> Result<(), PeerError> {
     if conn.as_ref().is_none() {
         let image = broker.image();
@@ -245,7 +302,19 @@ async fn round(
     if !truncating.is_empty() {
         return truncate(broker, c, shared, truncating).await;
     }
-    fetch(broker, c, shared, fetching).await
+    if fetch(broker, c, shared, fetching, added).await? == Fetched::Abandoned {
+        // Its answer is still to come on this connection: the next request goes on a new one.
+        *conn = None;
+    }
+    Ok(())
+}
+
+#[derive(Debug, PartialEq, Eq)]
+enum Fetched {
+    Done,
+    /// A partition was added while the leader held the request (up to
+    /// `replica.fetch.wait.max.ms`); the request was given up so that the next one includes it.
+    Abandoned,
 }
 
 fn group_by_topic<T>(items: impl IntoIterator<Item = (String, T)>) -> Vec<(String, Vec<T>)> {
@@ -317,7 +386,7 @@ async fn truncate(
                 })
                 .await;
                 if let Some(offset) = offset {
-                    shared.update(&key, e.generation, |e| e.phase = Phase::Fetching { offset });
+                    shared.advance(&key, e.generation, Phase::Fetching { offset });
                 }
             }
         }
@@ -391,7 +460,7 @@ async fn truncate(
             .await;
             if let Some((complete, offset)) = done {
                 if complete {
-                    shared.update(&key, e.generation, |e| e.phase = Phase::Fetching { offset });
+                    shared.advance(&key, e.generation, Phase::Fetching { offset });
                 }
             }
         }
@@ -399,12 +468,13 @@ async fn truncate(
     Ok(())
 }
 
-async fn fetch(
+async fn fetch<'a>(
     broker: &Arc<Broker>,
     c: &mut PeerClient,
-    shared: &Shared,
+    shared: &'a Shared,
     parts: Vec<(Key, Entry)>,
-) -> Result<(), PeerError> {
+    mut added: Pin<&mut Notified<'a>>,
+) -> Result<Fetched, PeerError> {
     let cfg = &broker.config.cluster;
     let topics = group_by_topic(parts.iter().filter_map(|((t, i), e)| {
         let Phase::Fetching { offset } = e.phase else {
@@ -438,10 +508,27 @@ async fn fetch(
         .with_session_id(0)
         .with_session_epoch(-1)
         .with_topics(topics);
-    let resp = match c
-        .send(ApiKey::Fetch, FETCH_VERSION, RequestKind::Fetch(req))
-        .await?
-    {
+    // A partition that starts following this leader (a new topic, a new leader after a failure)
+    // must not wait for the leader to answer a request that does not name it: an acks=all
+    // produce there waits for this broker. Kafka's fetcher thread does wait; giving up the
+    // request costs a reconnect, and nothing is lost: its fetch offsets are asked again.
+    let resp = {
+        let send = c.send(ApiKey::Fetch, FETCH_VERSION, RequestKind::Fetch(req));
+        tokio::pin!(send);
+        loop {
+            tokio::select! {
+                r = &mut send => break r?,
+                _ = added.as_mut() => {
+                    if shared.has_new_work(&parts) {
+                        return Ok(Fetched::Abandoned);
+                    }
+                    added.set(shared.wake.notified());
+                    added.as_mut().enable();
+                }
+            }
+        }
+    };
+    let resp = match resp {
         ResponseKind::Fetch(r) => r,
         _ => {
             return Err(PeerError::Protocol(
@@ -454,7 +541,7 @@ async fn fetch(
         for (key, e) in &parts {
             shared.delay(key, e.generation);
         }
-        return Ok(());
+        return Ok(Fetched::Done);
     }
     for t in resp.responses {
         for d in t.partitions {
@@ -491,9 +578,7 @@ async fn fetch(
                             if pending_flush {
                                 broker.flush_wanted.notify_one();
                             }
-                            shared.update(&key, e.generation, |e| {
-                                e.phase = Phase::Fetching { offset: leo }
-                            })
+                            shared.advance(&key, e.generation, Phase::Fetching { offset: leo })
                         }
                         Some(None) => {}
                         None => shared.delay(&key, e.generation),
@@ -509,7 +594,7 @@ async fn fetch(
             }
         }
     }
-    Ok(())
+    Ok(Fetched::Done)
 }
 
 /// Appends what the leader sent at `offset`; returns the new log end offset (None when the log
@@ -573,7 +658,7 @@ async fn out_of_range(
     })
     .await;
     match next {
-        Some(offset) => shared.update(key, e.generation, |e| e.phase = Phase::Fetching { offset }),
+        Some(offset) => shared.advance(key, e.generation, Phase::Fetching { offset }),
         None => shared.delay(key, e.generation),
     }
     Ok(())

@@ -39,7 +39,12 @@ struct Node {
 
 impl Node {
     async fn start(id: i32, dir: &Path) -> Node {
-        let overrides = vec![
+        Node::start_with(id, dir, &[]).await
+    }
+
+    /// [`Node::start`] with more broker properties (later ones win).
+    async fn start_with(id: i32, dir: &Path, extra: &[&str]) -> Node {
+        let mut overrides = vec![
             format!("node.id={id}"),
             "listeners=PLAINTEXT://127.0.0.1:0".to_string(),
             format!("log.dirs={}", dir.display()),
@@ -47,6 +52,7 @@ impl Node {
             "replica.fetch.wait.max.ms=200".to_string(),
             "replica.socket.timeout.ms=5000".to_string(),
         ];
+        overrides.extend(extra.iter().map(|s| s.to_string()));
         let config = BrokerConfig::load(None, &overrides).unwrap();
         let server = BoundServer::bind(config).await.unwrap();
         let addr = server.local_addr().unwrap();
@@ -216,10 +222,15 @@ async fn cluster() -> Cluster {
 
 /// [`cluster`] with more topic configs.
 async fn cluster_with(topic_configs: &[(&str, &str)]) -> Cluster {
+    cluster_of(&[], topic_configs).await
+}
+
+/// [`cluster`] with more broker properties and topic configs.
+async fn cluster_of(broker_props: &[&str], topic_configs: &[(&str, &str)]) -> Cluster {
     let dirs: Vec<tempfile::TempDir> = (0..3).map(|_| tempfile::tempdir().unwrap()).collect();
     let mut nodes = Vec::new();
     for (i, d) in dirs.iter().enumerate() {
-        nodes.push(Node::start(i as i32, d.path()).await);
+        nodes.push(Node::start_with(i as i32, d.path(), broker_props).await);
     }
     let mut image = MetadataImage::default();
     for n in &nodes {
@@ -331,6 +342,16 @@ async fn produce_within(
     value: &str,
     timeout_ms: i32,
 ) -> PartitionProduceResponse {
+    produce_to(node, 0, acks, value, timeout_ms).await
+}
+
+async fn produce_to(
+    node: &Node,
+    partition: i32,
+    acks: i16,
+    value: &str,
+    timeout_ms: i32,
+) -> PartitionProduceResponse {
     let batch = build_batch(
         0,
         1000,
@@ -346,7 +367,7 @@ async fn produce_within(
         .with_topic_data(vec![TopicProduceData::default()
             .with_name(topic())
             .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
+                .with_index(partition)
                 .with_records(Some(Bytes::from(batch)))])]);
     match call(node.addr, ApiKey::Produce, 9, RequestKind::Produce(req)).await {
         ResponseKind::Produce(r) => r.responses[0].partition_responses[0].clone(),
@@ -660,4 +681,32 @@ async fn a_restarted_leader_shows_consumers_only_what_was_committed() {
     })
     .await;
     assert_eq!(consumer_fetch(&c.nodes[0]).await.high_watermark, 3);
+}
+
+/// A partition that starts following a leader while the follower's fetcher waits in a long poll
+/// for other partitions is fetched at once: acks=all there does not wait out
+/// replica.fetch.wait.max.ms (a new topic, or a new leader after a failure). The first request to
+/// the leader may also arrive before the leader has applied the same image; that is retried
+/// within milliseconds, not after replica.fetch.backoff.ms.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_partition_does_not_wait_for_the_followers_long_poll() {
+    let c = cluster_of(&["replica.fetch.wait.max.ms=30000"], &[]).await;
+    // acks=all on partition 0: both followers have fetched it, and now wait on the leader.
+    let r = produce(&c.nodes[0], -1, "p0").await;
+    assert_eq!((r.error_code, r.base_offset), (0, 0));
+    c.ctl.update(|img| {
+        let t = img.topics.get_mut(TOPIC).unwrap();
+        let mut p = t.partitions[&0].clone();
+        p.partition = 1;
+        t.partitions.insert(1, p);
+    });
+    c.ctl.install_all();
+    let started = std::time::Instant::now();
+    let r = produce_to(&c.nodes[0], 1, -1, "p1", 5_000).await;
+    assert_eq!(
+        (r.error_code, r.base_offset),
+        (0, 0),
+        "acks=all on the new partition after {:?}",
+        started.elapsed()
+    );
 }
