@@ -1,16 +1,28 @@
 //! Handlers of the APIs that exist for clusters: ElectLeaders (Kafka's
-//! `kafka-leader-election.sh`), answered by the active controller through the broker's usual
-//! forwarding of metadata changes.
+//! `kafka-leader-election.sh`) and AlterPartitionReassignments (`kafka-reassign-partitions.sh`),
+//! answered by the active controller through the broker's usual forwarding of metadata changes,
+//! and ListPartitionReassignments, answered from this broker's metadata image.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use brook_metadata::cluster::{ElectionType, TopicRef};
+use brook_metadata::reassignment::ReassignmentRequest;
 use brook_metadata::{ControllerOp, ControllerReply};
+use brook_protocol::kafka::messages::alter_partition_reassignments_response::{
+    ReassignablePartitionResponse, ReassignableTopicResponse,
+};
 use brook_protocol::kafka::messages::elect_leaders_response::{
     PartitionResult, ReplicaElectionResult,
 };
-use brook_protocol::kafka::messages::{ElectLeadersRequest, ElectLeadersResponse, TopicName};
+use brook_protocol::kafka::messages::list_partition_reassignments_response::{
+    OngoingPartitionReassignment, OngoingTopicReassignment,
+};
+use brook_protocol::kafka::messages::{
+    AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
+    ElectLeadersRequest, ElectLeadersResponse, ListPartitionReassignmentsRequest,
+    ListPartitionReassignmentsResponse, TopicName,
+};
 use brook_protocol::kafka::protocol::StrBytes;
 use brook_protocol::ResponseError;
 
@@ -96,6 +108,114 @@ pub fn elect_leaders(broker: &Arc<Broker>, r: ElectLeadersRequest) -> ElectLeade
                 ReplicaElectionResult::default()
                     .with_topic(TopicName(StrBytes::from_string(topic)))
                     .with_partition_result(partition_result)
+            })
+            .collect(),
+    )
+}
+
+/// AlterPartitionReassignments: each partition's new replicas, or `null` to cancel.
+pub fn alter_partition_reassignments(
+    broker: &Arc<Broker>,
+    r: AlterPartitionReassignmentsRequest,
+) -> AlterPartitionReassignmentsResponse {
+    let wanted: Vec<ReassignmentRequest> = r
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions.iter().map(move |p| ReassignmentRequest {
+                topic: t.name.to_string(),
+                partition: p.partition_index,
+                target: p
+                    .replicas
+                    .as_ref()
+                    .map(|rs| rs.iter().map(|b| b.0).collect()),
+            })
+        })
+        .collect();
+    let outcome: Vec<(String, i32, i16, Option<String>)> =
+        match broker.submit(ControllerOp::AlterPartitionReassignments(wanted.clone())) {
+            Ok(ControllerReply::Reassignments(results)) => results
+                .into_iter()
+                .map(|res| match res.result {
+                    Ok(()) => (res.topic, res.partition, 0, None),
+                    Err(e) => (res.topic, res.partition, e.code(), Some(e.to_string())),
+                })
+                .collect(),
+            other => {
+                let (code, message) = match other {
+                    Err(e) => crate::handlers::commit_error(&e),
+                    Ok(reply) => {
+                        tracing::error!(
+                            ?reply,
+                            "unexpected controller reply to AlterPartitionReassignments"
+                        );
+                        (
+                            ResponseError::UnknownServerError.code(),
+                            "unexpected controller reply".to_string(),
+                        )
+                    }
+                };
+                wanted
+                    .into_iter()
+                    .map(|w| (w.topic, w.partition, code, Some(message.clone())))
+                    .collect()
+            }
+        };
+    // Topics in request order, as Kafka answers.
+    let mut topics: Vec<ReassignableTopicResponse> = Vec::new();
+    for (topic, partition, code, message) in outcome {
+        let name = TopicName(StrBytes::from_string(topic));
+        let entry = match topics.iter().position(|t| t.name == name) {
+            Some(i) => &mut topics[i],
+            None => {
+                topics.push(ReassignableTopicResponse::default().with_name(name));
+                topics.last_mut().expect("just pushed")
+            }
+        };
+        entry.partitions.push(
+            ReassignablePartitionResponse::default()
+                .with_partition_index(partition)
+                .with_error_code(code)
+                .with_error_message(message.map(StrBytes::from_string)),
+        );
+    }
+    AlterPartitionReassignmentsResponse::default().with_responses(topics)
+}
+
+/// ListPartitionReassignments: the reassignments in progress (all, or the partitions named).
+pub fn list_partition_reassignments(
+    broker: &Arc<Broker>,
+    r: ListPartitionReassignmentsRequest,
+) -> ListPartitionReassignmentsResponse {
+    let wanted: Option<Vec<(String, i32)>> = r.topics.as_ref().map(|topics| {
+        topics
+            .iter()
+            .flat_map(|t| {
+                t.partition_indexes
+                    .iter()
+                    .map(move |p| (t.name.to_string(), *p))
+            })
+            .collect()
+    });
+    let image = broker.image();
+    let ids = |v: Vec<i32>| v.into_iter().map(BrokerId).collect::<Vec<_>>();
+    let mut topics: BTreeMap<String, Vec<OngoingPartitionReassignment>> = BTreeMap::new();
+    for o in brook_metadata::reassignment::list(&image, wanted.as_deref()) {
+        topics.entry(o.topic).or_default().push(
+            OngoingPartitionReassignment::default()
+                .with_partition_index(o.partition)
+                .with_replicas(ids(o.replicas))
+                .with_adding_replicas(ids(o.adding))
+                .with_removing_replicas(ids(o.removing)),
+        );
+    }
+    ListPartitionReassignmentsResponse::default().with_topics(
+        topics
+            .into_iter()
+            .map(|(name, partitions)| {
+                OngoingTopicReassignment::default()
+                    .with_name(TopicName(StrBytes::from_string(name)))
+                    .with_partitions(partitions)
             })
             .collect(),
     )

@@ -178,6 +178,12 @@ pub async fn handle(broker: &Arc<Broker>, req: Request, peer: std::net::SocketAd
         RequestKind::ElectLeaders(r) => {
             ResponseKind::ElectLeaders(crate::cluster_handlers::elect_leaders(broker, r))
         }
+        RequestKind::AlterPartitionReassignments(r) => ResponseKind::AlterPartitionReassignments(
+            crate::cluster_handlers::alter_partition_reassignments(broker, r),
+        ),
+        RequestKind::ListPartitionReassignments(r) => ResponseKind::ListPartitionReassignments(
+            crate::cluster_handlers::list_partition_reassignments(broker, r),
+        ),
         other => {
             // The decoder only lets through keys in the version table, so this is a table entry
             // without a handler: a bug, answered by closing the connection.

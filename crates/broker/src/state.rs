@@ -660,32 +660,40 @@ impl Broker {
         }
     }
 
-    /// Opens the logs of newly hosted partitions, updates configs, deletes logs of deleted topics.
+    /// Opens the logs of newly hosted partitions, updates configs, and deletes the logs of
+    /// deleted topics and of partitions moved to other brokers.
     fn sync_logs(&self) -> Result<(), StartError> {
         let image = self.image();
         let node = self.config.node_id;
-        let mut parts = self.partitions.write().unwrap_or_else(|e| e.into_inner());
-        // Drop partitions of deleted (or re-created) topics.
-        let gone: Vec<(String, i32)> = parts
-            .iter()
-            .filter(|(_, p)| {
-                image
-                    .topic(&p.topic)
-                    .is_none_or(|t| t.topic_id != p.topic_id)
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in gone {
-            if let Some(p) = parts.remove(&key) {
-                self.lock_fetchers().remove(&p);
-                let dir = partition_dir(&self.config.log_dir, &p.topic, p.index);
-                tracing::info!(topic = %p.topic, partition = p.index, "deleting log of deleted topic");
-                drop(p);
-                if let Err(e) = std::fs::remove_dir_all(&dir) {
-                    tracing::warn!(dir = %dir.display(), error = %e, "could not remove deleted log");
-                }
+        // Drop partitions of deleted (or re-created) topics, and those moved off this broker by
+        // a reassignment (Kafka's StopReplica with deletion).
+        let removed: Vec<Arc<Partition>> = {
+            let mut parts = self.partitions.write().unwrap_or_else(|e| e.into_inner());
+            let gone: Vec<(String, i32)> = parts
+                .iter()
+                .filter(|(_, p)| {
+                    image.topic(&p.topic).is_none_or(|t| {
+                        t.topic_id != p.topic_id
+                            || t.partitions
+                                .get(&p.index)
+                                .is_some_and(|pi| !pi.replicas.contains(&node))
+                    })
+                })
+                .map(|(k, _)| k.clone())
+                .collect();
+            gone.iter().filter_map(|k| parts.remove(k)).collect()
+        };
+        for p in removed {
+            // Requests still holding it see it stop, and no fetcher appends to it any more.
+            self.stop_replica(&p);
+            let dir = partition_dir(&self.config.log_dir, &p.topic, p.index);
+            tracing::info!(topic = %p.topic, partition = p.index, "deleting the log of a partition this broker no longer hosts");
+            drop(p);
+            if let Err(e) = std::fs::remove_dir_all(&dir) {
+                tracing::warn!(dir = %dir.display(), error = %e, "could not remove deleted log");
             }
         }
+        let mut parts = self.partitions.write().unwrap_or_else(|e| e.into_inner());
         let now = now_ms();
         for topic in image.topics.values() {
             let config = self.log_config(&image, &topic.name);

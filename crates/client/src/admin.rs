@@ -237,6 +237,24 @@ impl std::str::FromStr for ElectionType {
 /// (ELECTION_NOT_NEEDED, code 84, when the wanted leader already leads).
 pub type ElectionResults = Vec<(String, i32, Result<(), ClientError>)>;
 
+/// Per-partition outcomes of AlterPartitionReassignments: topic, partition, result.
+pub type ReassignmentResults = Vec<(String, i32, Result<(), ClientError>)>;
+
+/// A partition reassignment in progress (ListPartitionReassignments).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OngoingReassignment {
+    /// The topic's name.
+    pub topic: String,
+    /// The partition's index.
+    pub partition: i32,
+    /// The current replicas: the target followed by the replicas being removed.
+    pub replicas: Vec<i32>,
+    /// Replicas being added (in the target, not in the original assignment).
+    pub adding: Vec<i32>,
+    /// Replicas being removed (in the original assignment, not in the target).
+    pub removing: Vec<i32>,
+}
+
 /// The ElectLeaders request at `version`: `None` asks for every partition; each named partition
 /// is asked for once, grouped by topic.
 fn election_request(
@@ -667,6 +685,118 @@ impl Admin {
             return Err(unexpected("ElectLeaders"));
         };
         election_results(r)
+    }
+
+    /// AlterPartitionReassignments, sent to the controller as Kafka's admin client does: moves
+    /// each partition to its new replicas (`None`: cancels its reassignment). One result per
+    /// partition, in request order.
+    pub async fn alter_partition_reassignments(
+        &self,
+        reassignments: &[(String, i32, Option<Vec<i32>>)],
+    ) -> Result<ReassignmentResults, ClientError> {
+        let mut topics: Vec<alter_partition_reassignments_request::ReassignableTopic> = Vec::new();
+        for (topic, partition, target) in reassignments {
+            let name = tn(topic.clone());
+            let i = match topics.iter().position(|t| t.name == name) {
+                Some(i) => i,
+                None => {
+                    topics.push(
+                        alter_partition_reassignments_request::ReassignableTopic::default()
+                            .with_name(name),
+                    );
+                    topics.len() - 1
+                }
+            };
+            topics[i].partitions.push(
+                alter_partition_reassignments_request::ReassignablePartition::default()
+                    .with_partition_index(*partition)
+                    .with_replicas(
+                        target
+                            .as_ref()
+                            .map(|rs| rs.iter().copied().map(BrokerId).collect()),
+                    ),
+            );
+        }
+        let req = AlterPartitionReassignmentsRequest::default()
+            .with_timeout_ms(self.timeout_ms())
+            .with_topics(topics);
+        let conn = self.cluster.controller().await?;
+        let (_, resp) = conn
+            .send(
+                RequestKind::AlterPartitionReassignments(req),
+                ApiKey::AlterPartitionReassignments,
+                0,
+            )
+            .await?;
+        let ResponseKind::AlterPartitionReassignments(r) = resp else {
+            return Err(unexpected("AlterPartitionReassignments"));
+        };
+        check(r.error_code, r.error_message.map(|m| m.to_string()))?;
+        Ok(r.responses
+            .into_iter()
+            .flat_map(|t| {
+                let topic = t.name.to_string();
+                t.partitions.into_iter().map(move |p| {
+                    let result = check(p.error_code, p.error_message.map(|m| m.to_string()));
+                    (topic.clone(), p.partition_index, result)
+                })
+            })
+            .collect())
+    }
+
+    /// ListPartitionReassignments: the reassignments in progress, of the partitions named or of
+    /// all (`None`), sorted by topic and partition.
+    pub async fn list_partition_reassignments(
+        &self,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Result<Vec<OngoingReassignment>, ClientError> {
+        let topics = partitions.map(|ps| {
+            let mut by_topic: BTreeMap<String, Vec<i32>> = BTreeMap::new();
+            for (t, p) in ps {
+                by_topic.entry(t.clone()).or_default().push(*p);
+            }
+            by_topic
+                .into_iter()
+                .map(|(t, ps)| {
+                    list_partition_reassignments_request::ListPartitionReassignmentsTopics::default(
+                    )
+                    .with_name(tn(t))
+                    .with_partition_indexes(ps)
+                })
+                .collect()
+        });
+        let req = ListPartitionReassignmentsRequest::default()
+            .with_timeout_ms(self.timeout_ms())
+            .with_topics(topics);
+        let conn = self.cluster.controller().await?;
+        let (_, resp) = conn
+            .send(
+                RequestKind::ListPartitionReassignments(req),
+                ApiKey::ListPartitionReassignments,
+                0,
+            )
+            .await?;
+        let ResponseKind::ListPartitionReassignments(r) = resp else {
+            return Err(unexpected("ListPartitionReassignments"));
+        };
+        check(r.error_code, r.error_message.map(|m| m.to_string()))?;
+        let ids = |v: Vec<BrokerId>| v.into_iter().map(|b| b.0).collect::<Vec<i32>>();
+        let mut out: Vec<OngoingReassignment> = r
+            .topics
+            .into_iter()
+            .flat_map(|t| {
+                let topic = t.name.to_string();
+                t.partitions.into_iter().map(move |p| OngoingReassignment {
+                    topic: topic.clone(),
+                    partition: p.partition_index,
+                    replicas: ids(p.replicas),
+                    adding: ids(p.adding_replicas),
+                    removing: ids(p.removing_replicas),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        Ok(out)
     }
 
     /// DescribeCluster.

@@ -56,7 +56,7 @@ fn change(
 /// Kafka's `bestLeader`: the first replica, in assignment order, that is acceptable and in the
 /// ISR; failing that, when unclean election is allowed, the first acceptable replica at all.
 /// Returns the leader and whether the election was clean.
-fn best_leader(
+pub(crate) fn best_leader(
     replicas: &[i32],
     isr: &[i32],
     unclean: bool,
@@ -314,6 +314,15 @@ pub fn alter_partition(
                 partition_epoch: p.partition_epoch.saturating_add(1),
                 ..p.clone()
             };
+            // The ISR change that takes in the last target replica also completes a
+            // reassignment (Kafka's `tryCompleteReassignment`): one record, one new epoch.
+            if let Some(r) = image.reassignment(&req.topic_id, req.partition) {
+                if let Some((state, records)) =
+                    crate::reassignment::complete(image, req.topic_id, &next, r)
+                {
+                    return Ok((records, state));
+                }
+            }
             Ok((vec![record], next))
         }
     }

@@ -19,6 +19,35 @@ pub struct PartitionImage {
     pub partition_epoch: i32,
 }
 
+/// A partition reassignment in progress (Kafka's `PartitionReassignment`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Reassignment {
+    /// The replicas before the reassignment began (what a cancellation restores).
+    pub original: Vec<i32>,
+    /// The replicas it ends with.
+    pub target: Vec<i32>,
+}
+
+impl Reassignment {
+    /// Replicas being added: in the target, not in the original assignment.
+    pub fn adding(&self) -> Vec<i32> {
+        self.target
+            .iter()
+            .copied()
+            .filter(|b| !self.original.contains(b))
+            .collect()
+    }
+
+    /// Replicas being removed: in the original assignment, not in the target.
+    pub fn removing(&self) -> Vec<i32> {
+        self.original
+            .iter()
+            .copied()
+            .filter(|b| !self.target.contains(b))
+            .collect()
+    }
+}
+
 /// A topic and its partitions, by partition index.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TopicImage {
@@ -51,6 +80,8 @@ pub struct MetadataImage {
     pub next_producer_id: i64,
     /// The epoch the next broker registration gets (one past the highest handed out).
     pub next_broker_epoch: i64,
+    /// Partition reassignments in progress, by topic id and partition.
+    pub reassignments: BTreeMap<(Uuid, i32), Reassignment>,
 }
 
 impl MetadataImage {
@@ -128,6 +159,7 @@ impl MetadataImage {
                 }
             }
             MetadataRecord::RemoveTopic { topic_id } => {
+                self.reassignments.retain(|(id, _), _| id != topic_id);
                 if let Some(name) = self.topic_names.remove(topic_id) {
                     self.topics.remove(&name);
                     self.configs.remove(&ConfigResource::Topic(name));
@@ -156,7 +188,26 @@ impl MetadataImage {
             MetadataRecord::ProducerIds { next_producer_id } => {
                 self.next_producer_id = self.next_producer_id.max(*next_producer_id);
             }
+            MetadataRecord::Reassignment {
+                topic_id,
+                partition,
+                reassignment,
+            } => match reassignment {
+                Some(r) if self.topic_names.contains_key(topic_id) => {
+                    self.reassignments
+                        .insert((*topic_id, *partition), r.clone());
+                }
+                Some(_) => {}
+                None => {
+                    self.reassignments.remove(&(*topic_id, *partition));
+                }
+            },
         }
+    }
+
+    /// The reassignment in progress of partition `partition` of `topic_id`, if any.
+    pub fn reassignment(&self, topic_id: &Uuid, partition: i32) -> Option<&Reassignment> {
+        self.reassignments.get(&(*topic_id, partition))
     }
 
     /// Brokers that are registered and not fenced, by id: the only ones that may lead partitions
@@ -236,6 +287,13 @@ impl MetadataImage {
                 next_producer_id: self.next_producer_id,
             });
         }
+        for ((topic_id, partition), r) in &self.reassignments {
+            out.push(MetadataRecord::Reassignment {
+                topic_id: *topic_id,
+                partition: *partition,
+                reassignment: Some(r.clone()),
+            });
+        }
         out
     }
 }
@@ -296,6 +354,14 @@ mod tests {
             MetadataRecord::ProducerIds {
                 next_producer_id: 7,
             },
+            MetadataRecord::Reassignment {
+                topic_id: id,
+                partition: 0,
+                reassignment: Some(Reassignment {
+                    original: vec![1],
+                    target: vec![2],
+                }),
+            },
         ] {
             image.apply(&r);
         }
@@ -307,8 +373,13 @@ mod tests {
         assert_eq!(rebuilt.next_broker_epoch, 9);
         assert_eq!(rebuilt.live_brokers(), vec![2]);
         assert!(rebuilt.brokers[&1].fenced && rebuilt.brokers[&3].fenced);
+        assert_eq!(
+            rebuilt.reassignment(&id, 0).map(|r| r.adding()),
+            Some(vec![2])
+        );
         rebuilt.apply(&MetadataRecord::RemoveTopic { topic_id: id });
         assert!(rebuilt.topic("t").is_none());
+        assert!(rebuilt.reassignments.is_empty());
         assert!(rebuilt.topic_configs("t").is_none());
     }
 

@@ -10,7 +10,8 @@
 //! active controller. This crate knows nothing of sockets, partition data or the wire codec.
 //!
 //! For a cluster, [`cluster`] holds the controller's broker fencing, ISR and leader-election
-//! logic and [`heartbeat`] the active controller's broker sessions, both pure as well.
+//! logic, [`reassignment`] moving partitions between brokers, and [`heartbeat`] the active
+//! controller's broker sessions, all pure as well.
 
 pub mod cluster;
 pub mod controller;
@@ -18,6 +19,7 @@ pub mod heartbeat;
 pub mod image;
 pub mod ops;
 pub mod quorum;
+pub mod reassignment;
 pub mod record;
 pub mod store;
 pub mod topic_config;

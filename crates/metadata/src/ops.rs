@@ -10,6 +10,7 @@ use uuid::Uuid;
 use crate::cluster::{self, AlterPartitionRequest, ElectionResult, ElectionType, TopicRef};
 use crate::controller::{self, ConfigOp, ControllerDefaults, ControllerError, NewTopic};
 use crate::image::{MetadataImage, PartitionImage};
+use crate::reassignment::{ReassignmentRequest, ReassignmentResult};
 use crate::record::MetadataRecord;
 
 /// A metadata change requested of the controller.
@@ -89,6 +90,8 @@ pub enum ControllerOp {
     AutoRebalance {
         imbalance_percentage: i32,
     },
+    /// Kafka's AlterPartitionReassignments.
+    AlterPartitionReassignments(Vec<ReassignmentRequest>),
 }
 
 /// What a committed operation answers.
@@ -110,6 +113,7 @@ pub enum ControllerReply {
     /// The partition's state after an AlterPartition.
     PartitionAltered(PartitionImage),
     Elected(Vec<ElectionResult>),
+    Reassignments(Vec<ReassignmentResult>),
 }
 
 impl ControllerOp {
@@ -263,6 +267,11 @@ impl ControllerOp {
                 cluster::auto_rebalance_with(image, (*imbalance_percentage).max(0) as u32),
                 ControllerReply::Done,
             ),
+            ControllerOp::AlterPartitionReassignments(wanted) => {
+                let (records, results) =
+                    crate::reassignment::alter_partition_reassignments(image, wanted);
+                (records, ControllerReply::Reassignments(results))
+            }
         })
     }
 }

@@ -57,4 +57,13 @@ pub enum MetadataRecord {
     },
     /// Producer ids below `next_producer_id` have been handed out.
     ProducerIds { next_producer_id: i64 },
+    /// A partition reassignment began or changed target (`Some`), or ended (`None`: completed or
+    /// cancelled). Kafka keeps adding and removing replicas in its PartitionRecord; Brook keeps
+    /// the assignment before the reassignment and its target beside the partition, whose
+    /// replicas are the target followed by the replicas being removed meanwhile.
+    Reassignment {
+        topic_id: Uuid,
+        partition: i32,
+        reassignment: Option<crate::image::Reassignment>,
+    },
 }
