@@ -101,3 +101,94 @@ def test_a_stuck_reassignment_is_listed_and_cancelled(cluster_factory):
              what="stuck-0 back on broker 1 alone")
     log, _ = tc.read_all(cluster.live_bootstrap, "stuck", 1)
     assert [v for _, v in log[0]] == ["a", "b"]
+
+
+def tool(*args, check=True):
+    return kafka_tool("reassign-partitions", *args, check=check)
+
+
+def test_kafka_reassign_partitions_generates_executes_verifies_lists_and_cancels(
+        cluster_factory, tmp_path):
+    cluster = cluster_factory(3)
+    bs = ["--bootstrap-server", cluster.bootstrap]
+    tc.create(cluster, "tool", 2, None, assignment=[[1], [2]])
+    produce(cluster.bootstrap, "tool", [f"r{i}" for i in range(100)])
+    current = ('{"version":1,"partitions":['
+               '{"topic":"tool","partition":0,"replicas":[1],"log_dirs":["any"]},'
+               '{"topic":"tool","partition":1,"replicas":[2],"log_dirs":["any"]}]}')
+
+    # --generate: the current assignment, then a proposal over brokers 2 and 3.
+    topics = tmp_path / "topics.json"
+    topics.write_text('{"topics":[{"topic":"tool"}],"version":1}')
+    out = tool(*bs, "--generate", "--topics-to-move-json-file", topics,
+               "--broker-list", "2,3").stdout.split("\n")
+    assert out[:3] == ["Current partition replica assignment", current, ""]
+    assert out[3] == "Proposed partition reassignment configuration" and out[5:] == [""]
+    proposed = json.loads(out[4])
+    assert [(p["topic"], p["partition"], p["log_dirs"]) for p in proposed["partitions"]] == [
+        ("tool", 0, ["any"]), ("tool", 1, ["any"])]
+    assert all(len(p["replicas"]) == 1 and p["replicas"][0] in (2, 3)
+               for p in proposed["partitions"])
+
+    # --execute a move of both partitions to broker 3.
+    plan = tmp_path / "plan.json"
+    plan.write_text(json.dumps({"version": 1, "partitions": [
+        {"topic": "tool", "partition": 0, "replicas": [3]},
+        {"topic": "tool", "partition": 1, "replicas": [3]}]}))
+    assert tool(*bs, "--execute", "--reassignment-json-file", plan).stdout == (
+        f"Current partition replica assignment\n\n{current}\n\n"
+        "Save this to use as the --reassignment-json-file option during rollback\n"
+        "Successfully started partition reassignments for tool-0,tool-1\n")
+    done = ("Status of partition reassignment:\n"
+            "Reassignment of partition tool-0 is completed.\n"
+            "Reassignment of partition tool-1 is completed.\n\n"
+            "Clearing broker-level throttles on brokers 1,2,3\n"
+            "Clearing topic-level throttles on topic tool\n")
+    wait_for(lambda: tool(*bs, "--verify", "--reassignment-json-file", plan).stdout == done,
+             timeout=60, what="--verify to report both partitions completed")
+    lines, _ = tc.describe_lines(cluster.bootstrap, "tool")
+    assert {p: (v["Leader"], v["Replicas"], v["Isr"]) for p, v in lines.items()} == {
+        0: (3, [3], [3]), 1: (3, [3], [3])}
+    log, _ = tc.read_all(cluster.bootstrap, "tool", 2)
+    assert sorted(v for p in log for _, v in log[p]) == sorted(f"r{i}" for i in range(100))
+    assert tool(*bs, "--list").stdout == "No partition reassignments found.\n"
+
+    # A move that cannot finish (its new replica's broker is down): listed, in progress,
+    # blocking another --execute, then cancelled.
+    controller = wait_for(cluster.controller_id, what="an active controller")
+    down = next(i for i in (1, 2) if i != controller)
+    cluster.node(down).kill9()
+    cluster.wait_registered()
+    bs = ["--bootstrap-server", cluster.live_bootstrap]
+    stuck = tmp_path / "stuck.json"
+    stuck.write_text(json.dumps({"partitions": [
+        {"topic": "tool", "partition": 0, "replicas": [3, down]}]}))
+    # As Kafka's tool, --execute checks the brokers against DescribeCluster, which leaves
+    # fenced brokers out; the admin API takes any registered broker.
+    p = tool(*bs, "--execute", "--reassignment-json-file", stuck, check=False)
+    assert (p.returncode, p.stdout) == (1, f"Error: Unknown broker id {down}\n"), p
+    a = admin(cluster)
+    try:
+        tp = TopicPartition("tool", 0)
+        assert a.alter_partition_reassignments({tp: [3, down]}) == {tp: None}
+    finally:
+        a.close()
+    assert tool(*bs, "--list").stdout == (
+        f"Current partition reassignments:\ntool-0: replicas: 3,{down}. adding: {down}.\n")
+    assert tool(*bs, "--verify", "--reassignment-json-file", stuck).stdout == (
+        "Status of partition reassignment:\n"
+        "Reassignment of partition tool-0 is still in progress.\n\n")
+    p = tool(*bs, "--execute", "--reassignment-json-file", plan, check=False)
+    assert p.returncode == 1 and p.stdout.startswith(
+        "Cannot execute because there is an existing partition assignment.  Use --additional"), p
+    assert tool(*bs, "--cancel", "--reassignment-json-file", stuck).stdout == (
+        "Successfully cancelled partition reassignment for: tool-0\n"
+        "None of the specified partition moves are active."
+        f"Clearing broker-level throttles on brokers {','.join(map(str, sorted({3, down, *[n.id for n in cluster.live_brokers()]})))}\n"
+        "Clearing topic-level throttles on topic tool\n")
+    assert tool(*bs, "--list").stdout == "No partition reassignments found.\n"
+    assert cluster.describe("tool")[0].replicas == [3]
+
+    # Kafka's usage errors.
+    p = tool(*bs, "--verify", check=False)
+    assert p.returncode == 1 and 'Missing required argument "[reassignment-json-file]"' in p.stderr

@@ -10,6 +10,7 @@ pub mod consumer_perf;
 pub mod delete_records;
 pub mod leader_election;
 pub mod producer_perf;
+pub mod reassign_partitions;
 pub mod topics;
 pub mod verifiable_consumer;
 pub mod verifiable_producer;
@@ -63,6 +64,11 @@ pub const TOOLS: &[(&str, ToolMain, &str)] = &[
         "kafka-leader-election",
         leader_election::main,
         "elect preferred or unclean partition leaders",
+    ),
+    (
+        "kafka-reassign-partitions",
+        reassign_partitions::main,
+        "move partitions between brokers",
     ),
     (
         "kafka-producer-perf-test",
