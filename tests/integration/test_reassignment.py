@@ -4,6 +4,8 @@ it left delete their copy, a stuck reassignment is listed and cancelled; driven 
 admin client, confluent-kafka for the data, and Kafka's kafka-reassign-partitions tool."""
 
 import json
+import subprocess
+from pathlib import Path
 
 import pytest
 from confluent_kafka import Producer
@@ -15,6 +17,8 @@ from cluster import cluster_factory  # noqa: F401 - the fixture
 from conftest import kafka_tool, wait_for
 
 pytestmark = pytest.mark.slow
+
+JS = Path(__file__).parent / "js"
 
 
 def produce(bootstrap, topic, values):
@@ -192,3 +196,18 @@ def test_kafka_reassign_partitions_generates_executes_verifies_lists_and_cancels
     # Kafka's usage errors.
     p = tool(*bs, "--verify", check=False)
     assert p.returncode == 1 and 'Missing required argument "[reassignment-json-file]"' in p.stderr
+
+
+def test_kafkajs_moves_a_partition(cluster_factory):
+    cluster = cluster_factory(3)
+    tc.create(cluster, "kjs-moved", 1, None, assignment=[[1]])
+    values = [f"k{i}" for i in range(500)]
+    produce(cluster.bootstrap, "kjs-moved", values)
+    r = subprocess.run(["node", str(JS / "reassign.js"), cluster.bootstrap, "kjs-moved", "2"],
+                       capture_output=True, timeout=120)
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    out = json.loads(r.stdout.decode().strip().splitlines()[-1])
+    p = out["partition"]
+    assert (p["leader"], p["replicas"], p["isr"]) == (2, [2], [2]), out
+    log, _ = tc.read_all(cluster.bootstrap, "kjs-moved", 1)
+    assert [v for _, v in log[0]] == values
