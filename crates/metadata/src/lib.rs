@@ -22,6 +22,8 @@ pub mod quorum;
 pub mod reassignment;
 pub mod record;
 pub mod store;
+#[cfg(test)]
+mod test_support;
 pub mod topic_config;
 
 pub use image::{MetadataImage, PartitionImage, TopicImage};

@@ -190,31 +190,12 @@ pub(crate) fn complete(
     } else {
         best_leader(&r.target, &isr, false, |b| image.is_live(b))?.0
     };
-    let done = PartitionImage {
-        replicas: r.target.clone(),
-        isr,
-        leader,
-        leader_epoch: if leader == p.leader {
-            p.leader_epoch
-        } else {
-            p.leader_epoch.saturating_add(1)
-        },
-        partition_epoch: p.partition_epoch.saturating_add(1),
-        partition: p.partition,
-    };
-    let records = vec![
-        record(topic_id, &done),
-        MetadataRecord::Reassignment {
-            topic_id,
-            partition: p.partition,
-            reassignment: None,
-        },
-    ];
-    Some((done, records))
+    Some(settle(topic_id, p, &r.target, isr, leader))
 }
 
 /// Cancels: the original replicas again, the ISR without the brokers being added (or, if only
-/// those had caught up, the original replicas that are live), a leader being added hands over.
+/// those had caught up, the original replicas that are live: an unclean choice, as in Kafka's
+/// revert), a leader being added hands over.
 fn revert(
     image: &MetadataImage,
     topic_id: Uuid,
@@ -228,20 +209,37 @@ fn revert(
         .filter(|b| original.contains(b))
         .collect();
     if isr.is_empty() {
+        // An ISR is never empty: the original replicas that are live, else all of them.
         isr = original
             .iter()
             .copied()
             .filter(|b| image.is_live(*b))
             .collect();
+        if isr.is_empty() {
+            isr = original.to_vec();
+        }
     }
     let leader = if original.contains(&p.leader) {
         p.leader
     } else {
         best_leader(original, &isr, false, |b| image.is_live(b)).map_or(NO_LEADER, |(l, _)| l)
     };
-    let reverted = PartitionImage {
+    settle(topic_id, p, original, isr, leader).1
+}
+
+/// The end of a reassignment, completed or cancelled: `p` with these replicas, ISR and leader (a
+/// new leader epoch if the leader changes, a new partition epoch in any case), and the records
+/// that set it and clear the reassignment.
+fn settle(
+    topic_id: Uuid,
+    p: &PartitionImage,
+    replicas: &[i32],
+    isr: Vec<i32>,
+    leader: i32,
+) -> (PartitionImage, Vec<MetadataRecord>) {
+    let state = PartitionImage {
         partition: p.partition,
-        replicas: original.to_vec(),
+        replicas: replicas.to_vec(),
         isr,
         leader,
         leader_epoch: if leader == p.leader {
@@ -251,14 +249,15 @@ fn revert(
         },
         partition_epoch: p.partition_epoch.saturating_add(1),
     };
-    vec![
-        record(topic_id, &reverted),
+    let records = vec![
+        record(topic_id, &state),
         MetadataRecord::Reassignment {
             topic_id,
             partition: p.partition,
             reassignment: None,
         },
-    ]
+    ];
+    (state, records)
 }
 
 fn record(topic_id: Uuid, p: &PartitionImage) -> MetadataRecord {
@@ -316,46 +315,14 @@ pub fn list(image: &MetadataImage, partitions: Option<&[(String, i32)]>) -> Vec<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cluster::{alter_partition, register_broker, unfence_broker, AlterPartitionRequest};
-    use crate::controller::{self, ControllerDefaults, NewTopic};
-
-    fn apply(image: &mut MetadataImage, records: &[MetadataRecord]) {
-        for r in records {
-            image.apply(r);
-        }
-    }
+    use crate::cluster::{alter_partition, AlterPartitionRequest};
+    use crate::test_support::{apply, cluster, topic};
 
     /// Brokers 1..=n, live; topic "t" with the given replica lists.
     fn setup(n: i32, assignments: &[Vec<i32>]) -> (MetadataImage, Uuid) {
-        let mut image = MetadataImage::default();
-        for id in 1..=n {
-            let recs = register_broker(&image, id, "localhost", 9090 + id, None);
-            apply(&mut image, &recs);
-            let recs = unfence_broker(&image, id);
-            apply(&mut image, &recs);
-        }
-        let created = controller::create_topic(
-            &image,
-            ControllerDefaults {
-                num_partitions: 1,
-                default_replication_factor: 1,
-            },
-            &NewTopic {
-                name: "t".into(),
-                num_partitions: -1,
-                replication_factor: -1,
-                assignments: assignments
-                    .iter()
-                    .cloned()
-                    .enumerate()
-                    .map(|(i, r)| (i as i32, r))
-                    .collect(),
-                ..Default::default()
-            },
-        )
-        .unwrap();
-        apply(&mut image, &created.records);
-        (image, created.topic_id)
+        let mut image = cluster(n);
+        let id = topic(&mut image, "t", assignments);
+        (image, id)
     }
 
     fn reassign_to(

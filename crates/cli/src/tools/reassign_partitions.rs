@@ -542,25 +542,10 @@ async fn run_execute(admin: &Admin, args: &Args) -> ToolResult {
         .iter()
         .map(|m| (m.topic.clone(), m.partition, Some(m.replicas.clone())))
         .collect();
-    let results = admin
-        .alter_partition_reassignments(&request)
-        .await
-        .map_err(admin_error)?;
-    let mut failed: Vec<(String, i32, String)> = results
-        .iter()
-        .filter_map(|(t, p, r)| r.as_ref().err().map(|e| (t.clone(), *p, message(e))))
-        .collect();
-    failed.sort();
-    if !failed.is_empty() {
-        let lines: Vec<String> = failed
-            .iter()
-            .map(|(t, p, m)| format!("{t}-{p}: {m}"))
-            .collect();
-        return fail(format!(
-            "Error reassigning partition(s):\n{}",
-            lines.join("\n")
-        ));
-    }
+    alter(admin, &request, |_| {
+        "Error reassigning partition(s):".into()
+    })
+    .await?;
     let names: Vec<String> = current.keys().map(|(t, p)| format!("{t}-{p}")).collect();
     println!(
         "Successfully started partition reassignment{} for {}",
@@ -568,6 +553,32 @@ async fn run_execute(admin: &Admin, args: &Args) -> ToolResult {
         names.join(",")
     );
     Ok(())
+}
+
+/// Sends AlterPartitionReassignments; when partitions fail, prints `header(failures)` and one
+/// `topic-partition: message` line per failure (sorted), as Kafka does, and fails.
+async fn alter(
+    admin: &Admin,
+    request: &[(String, i32, Option<Vec<i32>>)],
+    header: impl Fn(usize) -> String,
+) -> ToolResult {
+    let results = admin
+        .alter_partition_reassignments(request)
+        .await
+        .map_err(admin_error)?;
+    let mut failed: Vec<(&String, i32, String)> = results
+        .iter()
+        .filter_map(|(t, p, r)| r.as_ref().err().map(|e| (t, *p, message(e))))
+        .collect();
+    if failed.is_empty() {
+        return Ok(());
+    }
+    failed.sort();
+    let lines: Vec<String> = failed
+        .iter()
+        .map(|(t, p, m)| format!("{t}-{p}: {m}"))
+        .collect();
+    fail(format!("{}\n{}", header(lines.len()), lines.join("\n")))
 }
 
 /// A per-partition error as Kafka's exceptions word it: the broker's message, else its
@@ -681,26 +692,13 @@ async fn run_cancel(admin: &Admin, args: &Args) -> ToolResult {
             .iter()
             .map(|o| (o.topic.clone(), o.partition, None))
             .collect();
-        let results = admin
-            .alter_partition_reassignments(&request)
-            .await
-            .map_err(admin_error)?;
-        let mut failed: Vec<(String, i32, String)> = results
-            .iter()
-            .filter_map(|(t, p, r)| r.as_ref().err().map(|e| (t.clone(), *p, message(e))))
-            .collect();
-        failed.sort();
-        if !failed.is_empty() {
-            let lines: Vec<String> = failed
-                .iter()
-                .map(|(t, p, m)| format!("{t}-{p}: {m}"))
-                .collect();
-            return fail(format!(
-                "Error cancelling partition reassignment{} for:\n{}",
-                if failed.len() == 1 { "" } else { "s" },
-                lines.join("\n")
-            ));
-        }
+        alter(admin, &request, |failed| {
+            format!(
+                "Error cancelling partition reassignment{} for:",
+                if failed == 1 { "" } else { "s" }
+            )
+        })
+        .await?;
         let names: Vec<String> = active
             .iter()
             .map(|o| format!("{}-{}", o.topic, o.partition))
