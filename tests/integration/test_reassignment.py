@@ -5,6 +5,7 @@ admin client, confluent-kafka for the data, and Kafka's kafka-reassign-partition
 
 import json
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -73,6 +74,34 @@ def test_a_partition_moves_to_other_brokers_with_its_records(cluster_factory):
     log, _ = tc.read_all(cluster.bootstrap, "moved", 1)
     assert log[0][-1] == (len(values), "after")
 
+
+
+def test_writes_go_on_while_partitions_move_and_lose_nothing(cluster_factory):
+    """An idempotent acks=all producer (confluent-kafka) writes throughout a move that takes
+    each partition's leader away: every acknowledged record is kept once, in order."""
+    cluster = cluster_factory(4, broker_only=1, min_insync_replicas=2)
+    tc.create(cluster, "busy", 2, None, assignment=[[1, 2], [2, 3]])
+    producer = tc.SequenceProducer(cluster.bootstrap, "busy", 2, rate=400).start()
+    try:
+        wait_for(lambda: len(producer.acked) > 300, what="300 records acknowledged")
+        a = admin(cluster)
+        try:
+            moves = {TopicPartition("busy", 0): [3, 4], TopicPartition("busy", 1): [4, 1]}
+            assert a.alter_partition_reassignments(moves) == {tp: None for tp in moves}
+        finally:
+            a.close()
+        wait_for(lambda: settled(cluster, "busy", [3, 4]) and
+                 cluster.describe("busy")[1].replicas == [4, 1], timeout=60,
+                 what="both partitions to settle on their new brokers")
+        t_moved = time.monotonic()
+        wait_for(lambda: producer.acked_after(t_moved) > 300,
+                 what="300 acknowledgements after the move")
+    finally:
+        producer.stop()
+    assert not producer.errors, producer.errors[:3]
+    assert [cluster.describe("busy")[p].leader for p in (0, 1)] == [3, 4]
+    log, hw = tc.read_all(cluster.bootstrap, "busy", 2)
+    tc.check_log(log, hw, producer.acked, what="after moving both partitions: ")
 
 def test_a_stuck_reassignment_is_listed_and_cancelled(cluster_factory):
     cluster = cluster_factory(3)
