@@ -120,6 +120,16 @@ def test_a_stuck_reassignment_is_listed_and_cancelled(cluster_factory):
         assert a.list_partition_reassignments() == {
             tp: {"replicas": [1, down], "adding_replicas": [down], "removing_replicas": []}}
         assert cluster.describe("stuck")[0].replicas == [1, down]
+        # kafka-topics --describe shows the move as Kafka's does; the replication factor is the
+        # original one, so the partition is not under-replicated.
+        out = kafka_tool("topics", "--bootstrap-server", cluster.live_bootstrap, "--describe",
+                         "--topic", "stuck", check=True).stdout.splitlines()
+        assert "\tReplicationFactor: 1\t" in out[0], out
+        assert out[1] == (f"\tTopic: stuck\tPartition: 0\tLeader: 1\tReplicas: 1,{down}\tIsr: 1"
+                          f"\tAdding Replicas: {down}\tRemoving Replicas: \tElr: "
+                          "\tLastKnownElr: "), out
+        assert kafka_tool("topics", "--bootstrap-server", cluster.live_bootstrap, "--describe",
+                          "--under-replicated-partitions", check=True).stdout == ""
         # Kafka's per-partition errors.
         res = a.alter_partition_reassignments({tp: [1, 9], TopicPartition("stuck", 5): [1]})
         assert res == {tp: kerrors.InvalidReplicationAssignmentError,

@@ -1,12 +1,13 @@
 //! `kafka-topics`: creates, lists, describes, alters (grows) and deletes topics with Kafka's
 //! TopicCommand options, checks and output (`Created topic X.`, the tab-separated describe lines
-//! with Kafka 4's `Elr`/`LastKnownElr`). `--topic` is a regular expression that must match a whole
+//! with Kafka 4's `Elr`/`LastKnownElr`, and `Adding Replicas`/`Removing Replicas` for a partition that
+//! is moving). `--topic` is a regular expression that must match a whole
 //! name, as in Kafka, except with `--create`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
-use brook_client::admin::{ConfigResource, ConfigSource, NewTopic};
+use brook_client::admin::{ConfigResource, ConfigSource, NewTopic, OngoingReassignment};
 use brook_client::admin_topics::{PartitionDescription, TopicDescription};
 use brook_client::{Admin, ClientError};
 use clap::Parser;
@@ -542,11 +543,21 @@ struct PartitionView<'a> {
     topic: &'a str,
     p: &'a PartitionDescription,
     min_isr: usize,
+    /// Its reassignment in progress, if any.
+    moving: Option<&'a OngoingReassignment>,
+}
+
+/// Kafka's replication factor of a partition: while it moves, its replicas minus those being
+/// added.
+fn replication_factor(p: &PartitionDescription, moving: Option<&OngoingReassignment>) -> usize {
+    moving.map_or(p.replicas.len(), |r| {
+        r.replicas.len().saturating_sub(r.adding.len())
+    })
 }
 
 impl PartitionView<'_> {
     fn under_replicated(&self) -> bool {
-        self.p.replicas.len() > self.p.isr.len()
+        replication_factor(self.p, self.moving) > self.p.isr.len()
     }
     fn has_leader(&self) -> bool {
         self.p.leader >= 0
@@ -573,8 +584,15 @@ impl PartitionView<'_> {
             .last_known_elr
             .as_deref()
             .map_or("N/A".to_string(), list);
+        let moving = self.moving.map_or(String::new(), |r| {
+            format!(
+                "\tAdding Replicas: {}\tRemoving Replicas: {}",
+                list(&r.adding),
+                list(&r.removing)
+            )
+        });
         format!(
-            "\tTopic: {}\tPartition: {}\tLeader: {leader}\tReplicas: {}\tIsr: {}\tElr: {elr}\tLastKnownElr: {last}",
+            "\tTopic: {}\tPartition: {}\tLeader: {leader}\tReplicas: {}\tIsr: {}{moving}\tElr: {elr}\tLastKnownElr: {last}",
             self.topic,
             self.p.partition,
             list(&self.p.replicas),
@@ -631,6 +649,17 @@ async fn describe(admin: &Admin, args: &Args) -> ToolResult {
         .iter()
         .map(|b| b.node_id)
         .collect();
+    // Kafka's TopicCommand asks for reassignments in progress, and goes on without them when the
+    // broker cannot say.
+    let moving: BTreeMap<(String, i32), OngoingReassignment> = admin
+        .list_partition_reassignments(None)
+        .await
+        .map(|all| {
+            all.into_iter()
+                .map(|r| ((r.topic.clone(), r.partition), r))
+                .collect()
+        })
+        .unwrap_or_default();
     let reports = args.under_replicated_partitions
         || args.unavailable_partitions
         || args.under_min_isr_partitions
@@ -663,7 +692,9 @@ async fn describe(admin: &Admin, args: &Args) -> ToolResult {
                     topic_id_string(td.topic_id.as_bytes())
                 ));
             }
-            let rf = td.partitions.first().map_or(0, |p| p.replicas.len());
+            let rf = td.partitions.first().map_or(0, |p| {
+                replication_factor(p, moving.get(&(td.name.clone(), p.partition)))
+            });
             line.push_str(&format!(
                 "\tPartitionCount: {}\tReplicationFactor: {rf}\tConfigs: {}",
                 td.partitions.len(),
@@ -679,6 +710,7 @@ async fn describe(admin: &Admin, args: &Args) -> ToolResult {
                 topic: &td.name,
                 p,
                 min_isr,
+                moving: moving.get(&(td.name.clone(), p.partition)),
             };
             let show = describe_configs
                 || (args.under_replicated_partitions && view.under_replicated())
