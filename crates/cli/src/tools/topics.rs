@@ -1,8 +1,8 @@
 //! `kafka-topics`: creates, lists, describes, alters (grows) and deletes topics with Kafka's
 //! TopicCommand options, checks and output (`Created topic X.`, the tab-separated describe lines
-//! with Kafka 4's `Elr`/`LastKnownElr`, and `Adding Replicas`/`Removing Replicas` for a partition that
-//! is moving). `--topic` is a regular expression that must match a whole
-//! name, as in Kafka, except with `--create`.
+//! with Kafka 4's `Elr`/`LastKnownElr`, and `Adding Replicas`/`Removing Replicas` for a partition
+//! that is moving). `--topic` is a regular expression that must match a whole name, as in Kafka,
+//! except with `--create`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
