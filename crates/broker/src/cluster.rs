@@ -16,6 +16,7 @@
 //! Operations cross the network as JSON in the quorum's transport; the decisions themselves are
 //! the pure functions of `brook-metadata` (`cluster`, `heartbeat`, `ops`).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -40,7 +41,33 @@ pub enum ControllerRequest {
         node_id: i32,
         broker_epoch: i64,
         want_shutdown: bool,
+        /// The next metadata log offset this broker will apply (Kafka's
+        /// `currentMetadataOffset`), for DescribeQuorum's observers.
+        #[serde(default)]
+        metadata_offset: i64,
     },
+    /// Kafka's DescribeQuorum: the active controller's view of the metadata log's replicas.
+    DescribeQuorum,
+}
+
+/// One replica of the metadata log, as DescribeQuorum reports it. Offsets are the next one to
+/// write or apply; times are milliseconds since the epoch, -1 when unknown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumReplica {
+    pub id: i32,
+    pub log_end_offset: i64,
+    pub last_fetch_ms: i64,
+    pub last_caught_up_ms: i64,
+}
+
+/// The metadata log's leader and replicas (DescribeQuorum).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuorumDescription {
+    pub leader_id: i32,
+    pub leader_epoch: i32,
+    pub high_watermark: i64,
+    pub voters: Vec<QuorumReplica>,
+    pub observers: Vec<QuorumReplica>,
 }
 
 /// The active controller's answer.
@@ -57,6 +84,7 @@ pub enum ControllerResponse {
         must_register: bool,
         fenced: bool,
     },
+    Quorum(QuorumDescription),
     /// This node is not (or no longer) the active controller, or failed to commit.
     Unavailable(String),
 }
@@ -71,6 +99,9 @@ pub struct ControllerService {
     last_rebalance_ms: AtomicI64,
     /// `unclean.leader.election.enable` of this controller, for topics without their own value.
     unclean_default: bool,
+    /// Each broker's metadata offset at its last heartbeat: (offset, heartbeat time, last time
+    /// it had applied everything committed), for DescribeQuorum's observers.
+    metadata_offsets: Mutex<BTreeMap<i32, (i64, i64, i64)>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -90,6 +121,7 @@ impl ControllerService {
             settings,
             was_leader: AtomicBool::new(false),
             last_rebalance_ms: AtomicI64::new(now_ms()),
+            metadata_offsets: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -109,8 +141,80 @@ impl ControllerService {
                 node_id,
                 broker_epoch,
                 want_shutdown,
-            } => self.heartbeat(node_id, broker_epoch, want_shutdown).await,
+                metadata_offset,
+            } => {
+                self.note_metadata_offset(node_id, metadata_offset);
+                self.heartbeat(node_id, broker_epoch, want_shutdown).await
+            }
+            ControllerRequest::DescribeQuorum => self.describe_quorum(),
         }
+    }
+
+    fn note_metadata_offset(&self, node_id: i32, offset: i64) {
+        let now = now_ms();
+        let committed = self.quorum.applied_index() as i64 + 1;
+        let mut offsets = lock(&self.metadata_offsets);
+        let caught_up = match offsets.get(&node_id) {
+            _ if offset >= committed => now,
+            Some((_, _, caught_up)) => *caught_up,
+            None => -1,
+        };
+        offsets.insert(node_id, (offset, now, caught_up));
+    }
+
+    /// DescribeQuorum on the active controller. Voters are the Raft voters: the leader, and
+    /// followers by the index openraft knows matches (caught up, as of now, when it is the
+    /// leader's last index; fetch times are not tracked). Observers are the other registered
+    /// brokers, by the metadata offset their heartbeats report.
+    fn describe_quorum(&self) -> ControllerResponse {
+        let Some(status) = self.quorum.raft_status() else {
+            return ControllerResponse::Unavailable("not the active controller".into());
+        };
+        let now = now_ms();
+        let next = |index: Option<u64>| index.map_or(0, |i| i as i64 + 1);
+        let leader_id = self.quorum.node_id();
+        let leader_end = next(status.last_log_index);
+        let voters = status
+            .voters
+            .iter()
+            .map(|&id| {
+                let end = if id == leader_id {
+                    leader_end
+                } else {
+                    next(status.matched.get(&id).copied().flatten())
+                };
+                let seen = if end >= leader_end { now } else { -1 };
+                QuorumReplica {
+                    id,
+                    log_end_offset: end,
+                    last_fetch_ms: seen,
+                    last_caught_up_ms: seen,
+                }
+            })
+            .collect();
+        let image = self.quorum.image();
+        let offsets = lock(&self.metadata_offsets);
+        let observers = image
+            .brokers
+            .keys()
+            .filter(|id| !status.voters.contains(id))
+            .map(|&id| {
+                let (end, fetched, caught_up) = offsets.get(&id).copied().unwrap_or((-1, -1, -1));
+                QuorumReplica {
+                    id,
+                    log_end_offset: end,
+                    last_fetch_ms: fetched,
+                    last_caught_up_ms: caught_up,
+                }
+            })
+            .collect();
+        ControllerResponse::Quorum(QuorumDescription {
+            leader_id,
+            leader_epoch: i32::try_from(status.term).unwrap_or(i32::MAX),
+            high_watermark: next(status.committed),
+            voters,
+            observers,
+        })
     }
 
     /// Runs an operation through the quorum and keeps the heartbeat manager in step with the
@@ -385,6 +489,7 @@ async fn heartbeat_loop(broker: Arc<Broker>, quorum: Quorum, mut stop: watch::Re
                     node_id: broker.config.node_id,
                     broker_epoch,
                     want_shutdown: false,
+                    metadata_offset: quorum.applied_index() as i64 + 1,
                 };
                 match call_controller(&quorum, &req, interval * 2).await {
                     Ok(ControllerResponse::Heartbeat {
@@ -426,6 +531,7 @@ pub async fn controlled_shutdown(broker: &Broker, quorum: &Quorum) {
         node_id: broker.config.node_id,
         broker_epoch: me.epoch,
         want_shutdown: true,
+        metadata_offset: quorum.applied_index() as i64 + 1,
     };
     // Bounded (call_controller's timeout covers the whole call): when the whole cluster stops
     // together there may be no controller left to ask.

@@ -1,7 +1,8 @@
 //! Handlers of the APIs that exist for clusters: ElectLeaders (Kafka's
 //! `kafka-leader-election.sh`) and AlterPartitionReassignments (`kafka-reassign-partitions.sh`),
 //! answered by the active controller through the broker's usual forwarding of metadata changes,
-//! and ListPartitionReassignments, answered from this broker's metadata image.
+//! and ListPartitionReassignments, answered from this broker's metadata image. DescribeQuorum
+//! asks the active controller about the metadata log (`__cluster_metadata`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -20,8 +21,8 @@ use brook_protocol::kafka::messages::list_partition_reassignments_response::{
 };
 use brook_protocol::kafka::messages::{
     AlterPartitionReassignmentsRequest, AlterPartitionReassignmentsResponse, BrokerId,
-    ElectLeadersRequest, ElectLeadersResponse, ListPartitionReassignmentsRequest,
-    ListPartitionReassignmentsResponse, TopicName,
+    DescribeQuorumRequest, DescribeQuorumResponse, ElectLeadersRequest, ElectLeadersResponse,
+    ListPartitionReassignmentsRequest, ListPartitionReassignmentsResponse, TopicName,
 };
 use brook_protocol::kafka::protocol::StrBytes;
 use brook_protocol::ResponseError;
@@ -219,4 +220,59 @@ pub fn list_partition_reassignments(
             })
             .collect(),
     )
+}
+
+/// The metadata log's name in DescribeQuorum, as in Kafka.
+const METADATA_TOPIC: &str = "__cluster_metadata";
+
+/// DescribeQuorum: the metadata log's leader, high watermark, voters and observers, from the
+/// active controller. Only `__cluster_metadata` partition 0 exists.
+pub fn describe_quorum(broker: &Arc<Broker>, r: DescribeQuorumRequest) -> DescribeQuorumResponse {
+    use brook_protocol::kafka::messages::describe_quorum_response::{
+        PartitionData, ReplicaState, TopicData,
+    };
+    let state = |q: &crate::cluster::QuorumReplica| {
+        ReplicaState::default()
+            .with_replica_id(BrokerId(q.id))
+            .with_log_end_offset(q.log_end_offset)
+            .with_last_fetch_timestamp(q.last_fetch_ms)
+            .with_last_caught_up_timestamp(q.last_caught_up_ms)
+    };
+    let mut described = None;
+    let topics = r
+        .topics
+        .iter()
+        .map(|t| {
+            let partitions = t
+                .partitions
+                .iter()
+                .map(|p| {
+                    let out = PartitionData::default().with_partition_index(p.partition_index);
+                    if t.topic_name.as_str() != METADATA_TOPIC || p.partition_index != 0 {
+                        return out.with_error_code(ResponseError::UnknownTopicOrPartition.code());
+                    }
+                    match described.get_or_insert_with(|| broker.describe_quorum()) {
+                        None => out
+                            .with_error_code(ResponseError::UnknownTopicOrPartition.code())
+                            .with_error_message(Some(StrBytes::from_static_str(
+                                "This broker runs without a controller quorum (single-node mode).",
+                            ))),
+                        Some(Err(e)) => out
+                            .with_error_code(ResponseError::NotLeaderOrFollower.code())
+                            .with_error_message(Some(StrBytes::from_string(e.clone()))),
+                        Some(Ok(q)) => out
+                            .with_leader_id(BrokerId(q.leader_id))
+                            .with_leader_epoch(q.leader_epoch)
+                            .with_high_watermark(q.high_watermark)
+                            .with_current_voters(q.voters.iter().map(state).collect())
+                            .with_observers(q.observers.iter().map(state).collect()),
+                    }
+                })
+                .collect();
+            TopicData::default()
+                .with_topic_name(t.topic_name.clone())
+                .with_partitions(partitions)
+        })
+        .collect();
+    DescribeQuorumResponse::default().with_topics(topics)
 }

@@ -184,6 +184,9 @@ pub async fn handle(broker: &Arc<Broker>, req: Request, peer: std::net::SocketAd
         RequestKind::ListPartitionReassignments(r) => ResponseKind::ListPartitionReassignments(
             crate::cluster_handlers::list_partition_reassignments(broker, r),
         ),
+        RequestKind::DescribeQuorum(r) => {
+            ResponseKind::DescribeQuorum(crate::cluster_handlers::describe_quorum(broker, r))
+        }
         other => {
             // The decoder only lets through keys in the version table, so this is a table entry
             // without a handler: a bug, answered by closing the connection.

@@ -565,6 +565,20 @@ impl Inner {
     }
 }
 
+/// The active controller's view of the metadata log (see [`Quorum::raft_status`]).
+#[derive(Debug, Clone)]
+pub struct RaftStatus {
+    /// The Raft term: Kafka's leader epoch of the metadata partition.
+    pub term: u64,
+    /// The leader's last log index.
+    pub last_log_index: Option<u64>,
+    /// The last index applied on the leader, which is committed.
+    pub committed: Option<u64>,
+    /// Each follower's last index known to match the leader's log.
+    pub matched: BTreeMap<i32, Option<u64>>,
+    pub voters: Vec<i32>,
+}
+
 /// The controller listener address of each voter, checked: ids are non-negative and distinct.
 fn voter_addrs(voters: &[(i32, String, u16)]) -> Result<BTreeMap<i32, String>, QuorumError> {
     let mut addrs = BTreeMap::new();
@@ -864,6 +878,39 @@ impl Quorum {
             Node::Voter(inner) => inner.leader_id(),
             Node::Observer(o) => *o.leader.borrow(),
         }
+    }
+
+    /// What the active controller knows of the metadata log's voters (Kafka's DescribeQuorum);
+    /// `None` on any other node. Log positions are openraft indexes.
+    pub fn raft_status(&self) -> Option<RaftStatus> {
+        let inner = self.voter()?;
+        if !inner.is_leader() {
+            return None;
+        }
+        let m = inner.raft.metrics();
+        let m = m.borrow();
+        let voters: Vec<i32> = m
+            .membership_config
+            .membership()
+            .voter_ids()
+            .map(|id| id as i32)
+            .collect();
+        let matched = m
+            .replication
+            .as_ref()
+            .map(|r| {
+                r.iter()
+                    .map(|(id, log)| (*id as i32, log.map(|l| l.index)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(RaftStatus {
+            term: m.current_term,
+            last_log_index: m.last_log_index,
+            committed: m.last_applied.map(|l| l.index),
+            matched,
+            voters,
+        })
     }
 
     /// Whether this node is the active controller.

@@ -344,6 +344,27 @@ impl Broker {
         }
     }
 
+    /// DescribeQuorum, answered by the active controller; `None` in single-node mode, which has
+    /// no controller quorum.
+    pub fn describe_quorum(&self) -> Option<Result<crate::cluster::QuorumDescription, String>> {
+        let quorum = self.quorum.clone()?;
+        let Some(handle) = self.runtime.clone() else {
+            return Some(Err("no runtime to reach the controller".into()));
+        };
+        let call = async move {
+            let req = crate::cluster::ControllerRequest::DescribeQuorum;
+            match crate::cluster::call_controller(&quorum, &req, std::time::Duration::from_secs(5))
+                .await
+            {
+                Ok(crate::cluster::ControllerResponse::Quorum(q)) => Ok(q),
+                Ok(other) => Err(format!("unexpected controller reply {other:?}")),
+                Err(e) => Err(e),
+            }
+        };
+        // Handlers are synchronous, as in `submit`.
+        Some(tokio::task::block_in_place(|| handle.block_on(call)))
+    }
+
     /// The active controller's node id, as Metadata and DescribeCluster report it. While the
     /// quorum has no leader (an election), this node: clients send it their admin requests and
     /// it forwards them once a controller exists, as KRaft brokers do for every request.

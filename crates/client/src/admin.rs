@@ -237,6 +237,34 @@ impl std::str::FromStr for ElectionType {
 /// (ELECTION_NOT_NEEDED, code 84, when the wanted leader already leads).
 pub type ElectionResults = Vec<(String, i32, Result<(), ClientError>)>;
 
+/// The metadata log's quorum (DescribeQuorum).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumInfo {
+    /// The active controller.
+    pub leader_id: i32,
+    /// Its epoch (the Raft term).
+    pub leader_epoch: i32,
+    /// The offset after the last committed metadata record.
+    pub high_watermark: i64,
+    /// The controllers, in the broker's order.
+    pub voters: Vec<QuorumReplica>,
+    /// Brokers that follow the metadata log without voting.
+    pub observers: Vec<QuorumReplica>,
+}
+
+/// One replica of the metadata log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuorumReplica {
+    /// Its node id.
+    pub id: i32,
+    /// The offset after its last metadata record.
+    pub log_end_offset: i64,
+    /// When it last fetched (ms since the epoch), if known.
+    pub last_fetch_ms: Option<i64>,
+    /// When it last had every committed record, if known.
+    pub last_caught_up_ms: Option<i64>,
+}
+
 /// Per-partition outcomes of AlterPartitionReassignments: topic, partition, result.
 pub type ReassignmentResults = Vec<(String, i32, Result<(), ClientError>)>;
 
@@ -797,6 +825,69 @@ impl Admin {
             .collect();
         out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
         Ok(out)
+    }
+
+    /// DescribeQuorum, as Kafka's `describeMetadataQuorum`: the metadata log
+    /// (`__cluster_metadata` partition 0) as its active controller sees it.
+    pub async fn describe_metadata_quorum(&self) -> Result<QuorumInfo, ClientError> {
+        use brook_protocol::kafka::messages::describe_quorum_request::{PartitionData, TopicData};
+        let conn = self.cluster.any().await?;
+        let version = conn.version(ApiKey::DescribeQuorum, 1)?;
+        let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
+            .with_topic_name(tn("__cluster_metadata"))
+            .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
+        let (_, resp) = conn
+            .send(
+                RequestKind::DescribeQuorum(req),
+                ApiKey::DescribeQuorum,
+                version,
+            )
+            .await?;
+        let ResponseKind::DescribeQuorum(r) = resp else {
+            return Err(unexpected("DescribeQuorum"));
+        };
+        check(r.error_code, r.error_message.map(|m| m.to_string()))?;
+        let malformed = |m: String| ClientError::kafka(-1, Some(m));
+        let [topic] = &r.topics[..] else {
+            return Err(malformed(format!(
+                "DescribeMetadataQuorum received {} topics when 1 was expected",
+                r.topics.len()
+            )));
+        };
+        if topic.topic_name.as_str() != "__cluster_metadata" {
+            return Err(malformed(format!(
+                "DescribeMetadataQuorum received a topic with name {} when __cluster_metadata was expected",
+                topic.topic_name.as_str()
+            )));
+        }
+        let [p] = &topic.partitions[..] else {
+            return Err(malformed(format!(
+                "DescribeMetadataQuorum received a topic __cluster_metadata with {} partitions when 1 was expected",
+                topic.partitions.len()
+            )));
+        };
+        check(
+            p.error_code,
+            p.error_message.as_ref().map(|m| m.to_string()),
+        )?;
+        let known = |t: i64| (t != -1).then_some(t);
+        let replicas = |v: &[describe_quorum_response::ReplicaState]| {
+            v.iter()
+                .map(|s| QuorumReplica {
+                    id: s.replica_id.0,
+                    log_end_offset: s.log_end_offset,
+                    last_fetch_ms: known(s.last_fetch_timestamp),
+                    last_caught_up_ms: known(s.last_caught_up_timestamp),
+                })
+                .collect()
+        };
+        Ok(QuorumInfo {
+            leader_id: p.leader_id.0,
+            leader_epoch: p.leader_epoch,
+            high_watermark: p.high_watermark,
+            voters: replicas(&p.current_voters),
+            observers: replicas(&p.observers),
+        })
     }
 
     /// DescribeCluster.

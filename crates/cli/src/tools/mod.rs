@@ -9,6 +9,7 @@ pub mod consumer_groups;
 pub mod consumer_perf;
 pub mod delete_records;
 pub mod leader_election;
+pub mod metadata_quorum;
 pub mod producer_perf;
 pub mod reassign_partitions;
 pub mod topics;
@@ -64,6 +65,11 @@ pub const TOOLS: &[(&str, ToolMain, &str)] = &[
         "kafka-leader-election",
         leader_election::main,
         "elect preferred or unclean partition leaders",
+    ),
+    (
+        "kafka-metadata-quorum",
+        metadata_quorum::main,
+        "describe the controller quorum",
     ),
     (
         "kafka-reassign-partitions",
