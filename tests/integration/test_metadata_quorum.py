@@ -4,6 +4,7 @@ high watermark, voters and observers, as Kafka's MetadataQuorumCommand prints th
 import re
 
 import pytest
+from kafka import KafkaAdminClient
 
 from cluster import cluster_factory  # noqa: F401 - the fixture
 from conftest import kafka_tool, wait_for
@@ -40,10 +41,26 @@ def test_kafka_metadata_quorum_describes_voters_and_observers(cluster_factory):
     s = status(cluster.bootstrap)
     assert s["ClusterId"] == "QnJvb2staXQtY2x1c3Rlcg"
     assert int(s["LeaderId"]) == controller and int(s["LeaderEpoch"]) >= 1
-    assert s["CurrentVoters"] == '[{"id": 1}, {"id": 2}, {"id": 3}]'
-    assert s["CurrentObservers"] == '[{"id": 4}]'
     hw = int(s["HighWatermark"])
     assert hw > 0
+    # DescribeQuorum v2 names the voters' endpoints (their controller listener).
+    assert s["CurrentVoters"] == "[" + ", ".join(
+        f'{{"id": {nd.id}, "endpoints": ["CONTROLLER://127.0.0.1:{nd.controller_port}"]}}'
+        for nd in cluster.nodes[:3]) + "]"
+    assert s["CurrentObservers"] == '[{"id": 4}]'
+    # A client nobody here wrote reads the same (kafka-python asks for DescribeQuorum v2).
+    a = KafkaAdminClient(bootstrap_servers=cluster.bootstrap)
+    try:
+        q = a.describe_metadata_quorum()
+    finally:
+        a.close()
+    [t] = q["topics"]
+    [p] = t["partitions"]
+    assert (t["topic_name"], p["partition_index"], p["error"]) == ("__cluster_metadata", 0, None)
+    assert p["leader_id"] == controller and p["high_watermark"] >= hw, q
+    assert sorted(v["replica_id"] for v in p["current_voters"]) == [1, 2, 3], q
+    assert [o["replica_id"] for o in p["observers"]] == [4], q
+    assert sorted(n["node_id"] for n in q["nodes"]) == [1, 2, 3], q
 
     # Every metadata change moves the high watermark; the voters and the observer catch up.
     tc.create(cluster, "quorum-t", 1, 3)

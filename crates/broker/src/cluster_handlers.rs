@@ -225,11 +225,11 @@ pub fn list_partition_reassignments(
 /// The metadata log's name in DescribeQuorum, as in Kafka.
 const METADATA_TOPIC: &str = "__cluster_metadata";
 
-/// DescribeQuorum: the metadata log's leader, high watermark, voters and observers, from the
-/// active controller. Only `__cluster_metadata` partition 0 exists.
+/// DescribeQuorum (v0-2): the metadata log's leader, high watermark, voters and observers, from
+/// the active controller. Only `__cluster_metadata` partition 0 exists.
 pub fn describe_quorum(broker: &Arc<Broker>, r: DescribeQuorumRequest) -> DescribeQuorumResponse {
     use brook_protocol::kafka::messages::describe_quorum_response::{
-        PartitionData, ReplicaState, TopicData,
+        Listener, Node, PartitionData, ReplicaState, TopicData,
     };
     let state = |q: &crate::cluster::QuorumReplica| {
         ReplicaState::default()
@@ -274,5 +274,24 @@ pub fn describe_quorum(broker: &Arc<Broker>, r: DescribeQuorumRequest) -> Descri
                 .with_partitions(partitions)
         })
         .collect();
-    DescribeQuorumResponse::default().with_topics(topics)
+    // v2 (KIP-853): the voters' endpoints. Directory ids stay the zero UUID: Brook's voters
+    // have none.
+    let cluster = &broker.config.cluster;
+    let nodes = cluster
+        .voters
+        .iter()
+        .map(|v| {
+            Node::default()
+                .with_node_id(BrokerId(v.id))
+                .with_listeners(vec![Listener::default()
+                    .with_name(StrBytes::from_string(
+                        cluster.controller_listener_name.clone(),
+                    ))
+                    .with_host(StrBytes::from_string(v.host.clone()))
+                    .with_port(v.port)])
+        })
+        .collect();
+    DescribeQuorumResponse::default()
+        .with_topics(topics)
+        .with_nodes(nodes)
 }

@@ -298,6 +298,9 @@ pub struct ClusterSettings {
     /// The listener the controller quorum speaks on (named by `controller.listener.names`), when
     /// this node is a controller in cluster mode.
     pub controller_listener: Option<Listener>,
+    /// The first of `controller.listener.names` (the voters' listener, as DescribeQuorum names
+    /// their endpoints).
+    pub controller_listener_name: String,
     /// The listener other brokers fetch from (`inter.broker.listener.name`).
     pub inter_broker_listener_name: String,
     pub broker_heartbeat_interval_ms: u64,
@@ -728,6 +731,10 @@ impl BrokerConfig {
             process_roles,
             voters,
             controller_listener,
+            controller_listener_name: controller_names
+                .first()
+                .cloned()
+                .unwrap_or_else(|| "CONTROLLER".to_string()),
             inter_broker_listener_name,
             broker_heartbeat_interval_ms: heartbeat_interval as u64,
             broker_session_timeout_ms: session_timeout as u64,

@@ -250,6 +250,8 @@ pub struct QuorumInfo {
     pub voters: Vec<QuorumReplica>,
     /// Brokers that follow the metadata log without voting.
     pub observers: Vec<QuorumReplica>,
+    /// Each voter's endpoints, `LISTENER://host:port` (DescribeQuorum v2).
+    pub nodes: BTreeMap<i32, Vec<String>>,
 }
 
 /// One replica of the metadata log.
@@ -832,7 +834,7 @@ impl Admin {
     pub async fn describe_metadata_quorum(&self) -> Result<QuorumInfo, ClientError> {
         use brook_protocol::kafka::messages::describe_quorum_request::{PartitionData, TopicData};
         let conn = self.cluster.any().await?;
-        let version = conn.version(ApiKey::DescribeQuorum, 1)?;
+        let version = conn.version(ApiKey::DescribeQuorum, 2)?;
         let req = DescribeQuorumRequest::default().with_topics(vec![TopicData::default()
             .with_topic_name(tn("__cluster_metadata"))
             .with_partitions(vec![PartitionData::default().with_partition_index(0)])]);
@@ -881,12 +883,25 @@ impl Admin {
                 })
                 .collect()
         };
+        let nodes = r
+            .nodes
+            .iter()
+            .map(|n| {
+                let endpoints = n
+                    .listeners
+                    .iter()
+                    .map(|l| format!("{}://{}:{}", l.name.as_str(), l.host.as_str(), l.port))
+                    .collect();
+                (n.node_id.0, endpoints)
+            })
+            .collect();
         Ok(QuorumInfo {
             leader_id: p.leader_id.0,
             leader_epoch: p.leader_epoch,
             high_watermark: p.high_watermark,
             voters: replicas(&p.current_voters),
             observers: replicas(&p.observers),
+            nodes,
         })
     }
 

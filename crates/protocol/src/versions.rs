@@ -49,7 +49,7 @@ pub const SUPPORTED: &[ApiRange] = &[
     r(ApiKey::IncrementalAlterConfigs, 0, 1),
     r(ApiKey::OffsetDelete, 0, 0),
     r(ApiKey::DescribeCluster, 0, 2),
-    r(ApiKey::DescribeQuorum, 0, 1),
+    r(ApiKey::DescribeQuorum, 0, 2),
     r(ApiKey::ConsumerGroupHeartbeat, 0, 1),
     r(ApiKey::ConsumerGroupDescribe, 0, 1),
     r(ApiKey::DescribeTopicPartitions, 0, 0),

@@ -4,6 +4,7 @@
 //! Voters of Brook's quorum are fixed (`controller.quorum.voters`), so `add-controller` and
 //! `remove-controller` are refused clearly.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use brook_client::admin::{QuorumInfo, QuorumReplica};
@@ -118,14 +119,18 @@ async fn execute(args: Args) -> ToolResult {
     let view = check_args(&args)?;
     let config = common::admin_config(args.command_config.as_deref(), &args.bootstrap_server)?;
     let admin = Admin::new(config)?;
-    let fail = |e: brook_client::ClientError| match e.code() {
-        // DescribeQuorum v1 carries no error message: say what this code means here.
-        Some(3) => ToolError::new(
-            "org.apache.kafka.common.errors.UnknownTopicOrPartitionException: This server does \
-             not host this topic-partition. (__cluster_metadata: a Brook broker in single-node \
-             mode has no controller quorum)",
-        ),
-        _ => ToolError::new(e.to_string()),
+    let fail = |e: brook_client::ClientError| match e {
+        brook_client::ClientError::Kafka {
+            code: 3, message, ..
+        } => ToolError::new(format!(
+            "org.apache.kafka.common.errors.UnknownTopicOrPartitionException: {}",
+            message.unwrap_or_else(|| {
+                "This server does not host this topic-partition. (__cluster_metadata: a Brook \
+                 broker in single-node mode has no controller quorum)"
+                    .into()
+            })
+        )),
+        e => ToolError::new(e.to_string()),
     };
     match view {
         View::Status => {
@@ -156,12 +161,23 @@ fn leader(q: &QuorumInfo) -> Result<&QuorumReplica, ToolError> {
         .ok_or_else(|| ToolError::new("No value present"))
 }
 
-/// Kafka's node list: `[{"id": 1}, {"id": 2}]` (no directory ids or endpoints: DescribeQuorum
-/// v1 has none).
-fn nodes(replicas: &[QuorumReplica]) -> String {
+/// Kafka's node list: `[{"id": 1, "endpoints": ["CONTROLLER://h:9093"]}, {"id": 4}]`, endpoints
+/// when the broker reported some (DescribeQuorum v2); no directory ids (Brook's are the zero
+/// UUID, which Kafka leaves out).
+fn nodes(replicas: &[QuorumReplica], endpoints: &BTreeMap<i32, Vec<String>>) -> String {
     let items: Vec<String> = replicas
         .iter()
-        .map(|r| format!("{{\"id\": {}}}", r.id))
+        .map(|r| match endpoints.get(&r.id).filter(|e| !e.is_empty()) {
+            Some(e) => {
+                let quoted: Vec<String> = e.iter().map(|e| format!("\"{e}\"")).collect();
+                format!(
+                    "{{\"id\": {}, \"endpoints\": [{}]}}",
+                    r.id,
+                    quoted.join(", ")
+                )
+            }
+            None => format!("{{\"id\": {}}}", r.id),
+        })
         .collect();
     format!("[{}]", items.join(", "))
 }
@@ -199,8 +215,8 @@ fn status(cluster_id: &str, q: &QuorumInfo) -> Result<String, ToolError> {
         q.leader_epoch,
         q.high_watermark,
         leader.log_end_offset - laggard.log_end_offset,
-        nodes(&q.voters),
-        nodes(&q.observers),
+        nodes(&q.voters, &q.nodes),
+        nodes(&q.observers, &q.nodes),
     ))
 }
 
@@ -303,6 +319,7 @@ mod tests {
                 replica(3, 40, Some(1000)),
             ],
             observers: vec![replica(4, 40, Some(990))],
+            nodes: BTreeMap::from([(1, vec!["CONTROLLER://h:1".to_string()])]),
         }
     }
 
@@ -347,7 +364,7 @@ mod tests {
              HighWatermark:          40\n\
              MaxFollowerLag:         2\n\
              MaxFollowerLagTimeMs:   100\n\
-             CurrentVoters:          [{\"id\": 1}, {\"id\": 2}, {\"id\": 3}]\n\
+             CurrentVoters:          [{\"id\": 1, \"endpoints\": [\"CONTROLLER://h:1\"]}, {\"id\": 2}, {\"id\": 3}]\n\
              CurrentObservers:       [{\"id\": 4}]"
         );
         let mut q = quorum();
