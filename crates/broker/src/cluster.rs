@@ -7,8 +7,10 @@
 //! controller*. This module is the glue around it:
 //! - [`ControllerService`] runs on every controller and acts only while it leads: it executes the
 //!   operations brokers forward to it ([`ControllerRequest`]), tracks broker heartbeats, fences
-//!   brokers whose session expired (moving their partition leadership to another ISR member) and
-//!   moves leadership back to preferred replicas.
+//!   brokers whose session expired (moving their partition leadership to another ISR member),
+//!   moves leadership back to preferred replicas, and describes the quorum (DescribeQuorum: the
+//!   voters from Raft's replication state, the observers from the metadata offsets brokers
+//!   report in their heartbeats).
 //! - The broker side ([`spawn_broker_tasks`]) registers this broker, heartbeats, applies every new
 //!   metadata image to the hosted partitions, and forwards the ISR changes partition leaders
 //!   propose (Kafka's AlterPartition).
