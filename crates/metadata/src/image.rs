@@ -19,6 +19,21 @@ pub struct PartitionImage {
     pub partition_epoch: i32,
 }
 
+impl PartitionImage {
+    /// The record that sets partition `self` of `topic_id` to exactly this state.
+    pub fn record(&self, topic_id: Uuid) -> MetadataRecord {
+        MetadataRecord::Partition {
+            topic_id,
+            partition: self.partition,
+            replicas: self.replicas.clone(),
+            isr: self.isr.clone(),
+            leader: self.leader,
+            leader_epoch: self.leader_epoch,
+            partition_epoch: self.partition_epoch,
+        }
+    }
+}
+
 /// A partition reassignment in progress (Kafka's `PartitionReassignment`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Reassignment {
@@ -262,15 +277,7 @@ impl MetadataImage {
                 topic_id: t.topic_id,
             });
             for p in t.partitions.values() {
-                out.push(MetadataRecord::Partition {
-                    topic_id: t.topic_id,
-                    partition: p.partition,
-                    replicas: p.replicas.clone(),
-                    isr: p.isr.clone(),
-                    leader: p.leader,
-                    leader_epoch: p.leader_epoch,
-                    partition_epoch: p.partition_epoch,
-                });
+                out.push(p.record(t.topic_id));
             }
         }
         for (resource, configs) in &self.configs {

@@ -135,7 +135,7 @@ fn reassign(
     if let Some((_, done)) = complete(image, t.topic_id, &widened, &r) {
         return Ok(done);
     }
-    let mut out = vec![record(t.topic_id, &widened)];
+    let mut out = vec![widened.record(t.topic_id)];
     out.push(MetadataRecord::Reassignment {
         topic_id: t.topic_id,
         partition,
@@ -250,7 +250,7 @@ fn settle(
         partition_epoch: p.partition_epoch.saturating_add(1),
     };
     let records = vec![
-        record(topic_id, &state),
+        state.record(topic_id),
         MetadataRecord::Reassignment {
             topic_id,
             partition: p.partition,
@@ -258,18 +258,6 @@ fn settle(
         },
     ];
     (state, records)
-}
-
-fn record(topic_id: Uuid, p: &PartitionImage) -> MetadataRecord {
-    MetadataRecord::Partition {
-        topic_id,
-        partition: p.partition,
-        replicas: p.replicas.clone(),
-        isr: p.isr.clone(),
-        leader: p.leader,
-        leader_epoch: p.leader_epoch,
-        partition_epoch: p.partition_epoch,
-    }
 }
 
 /// A reassignment in progress as ListPartitionReassignments reports it.

@@ -257,13 +257,7 @@ fn parse_reassignment(text: &str) -> Result<Vec<Move>, ToolError> {
     let obj = json
         .as_object()
         .ok_or_else(|| ToolError::new(format!("Error: Expected JSON object, received {json}")))?;
-    check_version(obj)?;
-    let Some(list) = obj.get("partitions") else {
-        return Ok(Vec::new());
-    };
-    let list = list
-        .as_array()
-        .ok_or_else(|| ToolError::new(format!("Error: Expected JSON array, received {list}")))?;
+    let list = versioned_list(obj, "partitions")?;
     let mut out = Vec::new();
     for entry in list {
         let field = |name: &str| {
@@ -327,6 +321,21 @@ fn parse_reassignment(text: &str) -> Result<Vec<Move>, ToolError> {
         });
     }
     Ok(out)
+}
+
+/// A version-1 file's list under `key` (absent: empty), with Kafka's messages.
+fn versioned_list<'a>(
+    obj: &'a serde_json::Map<String, serde_json::Value>,
+    key: &str,
+) -> Result<&'a [serde_json::Value], ToolError> {
+    check_version(obj)?;
+    match obj.get(key) {
+        None => Ok(&[]),
+        Some(list) => list
+            .as_array()
+            .map(Vec::as_slice)
+            .ok_or_else(|| ToolError::new(format!("Error: Expected JSON array, received {list}"))),
+    }
 }
 
 fn check_version(obj: &serde_json::Map<String, serde_json::Value>) -> Result<(), ToolError> {
@@ -751,13 +760,7 @@ fn parse_topics_to_move(text: &str) -> Result<Vec<String>, ToolError> {
     let invalid = || ToolError::new("Error: The input string is not a valid JSON");
     let json: serde_json::Value = serde_json::from_str(text).map_err(|_| invalid())?;
     let obj = json.as_object().ok_or_else(invalid)?;
-    check_version(obj)?;
-    let Some(list) = obj.get("topics") else {
-        return Ok(Vec::new());
-    };
-    let list = list
-        .as_array()
-        .ok_or_else(|| ToolError::new(format!("Error: Expected JSON array, received {list}")))?;
+    let list = versioned_list(obj, "topics")?;
     let mut topics = Vec::new();
     for entry in list {
         let topic = entry
